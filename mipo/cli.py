@@ -1,0 +1,67 @@
+"""`mipo generate | train | evaluate | report | run` — one flag per config field, or a YAML recipe."""
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from .config import add_config_flags, config_from_args
+from .io import MipoError
+
+STAGES = {
+    "generate": "sample responses and build contrastive pairs (run_dir/pairs.jsonl)",
+    "train": "DPO on the pairs with TRL (run_dir/train/)",
+    "evaluate": "base vs trained on held-out items (run_dir/metrics.json)",
+    "report": "report.md and plot.png from metrics.json",
+    "run": "all of the above",
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="mipo", description="Self-improvement by maximising prompt-response "
+                                     "mutual information (MIPO): pairs from the model's own samples, then DPO.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name, help_ in STAGES.items():
+        add_config_flags(sub.add_parser(name, help=help_, description=help_))
+    ns = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s mipo %(levelname)s %(message)s", datefmt="%H:%M:%S")
+    for noisy in ("httpx", "urllib3", "filelock"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    try:
+        cfg = config_from_args(ns)
+        from . import pipeline
+
+        result = getattr(pipeline, ns.command)(cfg)
+    except MipoError as e:
+        print(f"mipo: error: {e}", file=sys.stderr)
+        return 2
+    if ns.command in ("run", "report"):
+        print_summary(Path(cfg.run_dir))
+    print(f"outputs: {result}")
+    return 0
+
+
+def print_summary(run_dir: Path) -> None:
+    import json
+
+    from rich.console import Console
+    from rich.table import Table
+
+    from .report import table_rows
+
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    table = Table(title=f"mipo {metrics['task']}: base vs trained on {metrics['n_items']} held-out items")
+    for col in ("metric", "base", "trained", "Δ"):
+        table.add_column(col, justify="left" if col == "metric" else "right")
+    for row in table_rows(metrics):
+        table.add_row(*row)
+    console = Console()
+    console.print(table)
+    p = metrics["paired"]
+    console.print(f"trained > base on {p['metric']} for {p['share_trained_higher']:.0%} of items")
+    console.print(f"run directory: {run_dir.resolve()}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

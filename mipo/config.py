@@ -1,0 +1,187 @@
+"""One config tree for the CLI, YAML recipes and the Python API.
+
+Every field of every section is a CLI flag `--section.field` (top-level fields: `--field`); a YAML recipe uses
+the same names nested by section; flags override the recipe, which overrides the defaults.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import difflib
+import hashlib
+import json
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .io import MipoError
+
+
+@dataclass
+class ModelArgs:
+    name: str = "embedded"  # "embedded" (SmolLM2-135M-Instruct GGUF shipped on PyPI), a Hub id, a local dir or a .gguf
+    trust_remote_code: bool = False
+    dtype: str = "auto"  # auto = bfloat16 on CUDA, float32 on CPU (bf16 GEMM on CPU is ~270x slower here)
+    device: str = "auto"
+    cache_dir: str = "~/.cache/mipo"  # where GGUF models are materialised as safetensors
+
+
+@dataclass
+class TaskArgs:
+    name: str = "personalization"  # personalization | gsm8k | svamp
+    data: str | None = None  # local JSON/JSONL or Hub dataset; None = the task's built-in/default source
+    train_split: str = "train"
+    eval_split: str = "test"
+    n_train: int | None = None  # first n prompts of the train split (None = all)
+    n_eval: int | None = None
+    negative: str | None = None  # None = the task's default strategy
+
+
+@dataclass
+class GenerateArgs:
+    temperature: float = 0.7
+    top_p: float = 0.9
+    max_new_tokens: int = 128
+    samples_per_prompt: int = 1
+    batch_size: int = 32
+
+
+@dataclass
+class TrainArgs:
+    lora: bool = True  # LoRA: the reference is the base with adapters disabled (no second model copy)
+    lora_r: int = 16
+    lora_alpha: int = 32
+    lora_dropout: float = 0.0
+    beta: float = 0.1
+    learning_rate: float = 5e-5
+    epochs: float = 1.0
+    batch_size: int = 4
+    grad_accum: int = 1
+    max_length: int = 1024
+    merge: bool = False  # also write a merged full model (LoRA only)
+
+
+@dataclass
+class EvalArgs:
+    temperature: float = 0.0  # 0 = greedy decoding
+    top_p: float = 1.0
+    max_new_tokens: int = 128
+    batch_size: int = 32
+
+
+@dataclass
+class Config:
+    run_dir: str = "runs/demo"
+    seed: int = 0
+    overwrite: bool = False
+    model: ModelArgs = field(default_factory=ModelArgs)
+    task: TaskArgs = field(default_factory=TaskArgs)
+    generate: GenerateArgs = field(default_factory=GenerateArgs)
+    train: TrainArgs = field(default_factory=TrainArgs)
+    evaluate: EvalArgs = field(default_factory=EvalArgs)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    def fingerprint(self, *sections: str) -> str:
+        """Hash of the named sections (plus model and seed): stored beside an artifact to detect stale reuse."""
+        d = self.to_dict()
+        keep = {k: d[k] for k in ("model", "seed", *sections)}
+        return hashlib.sha256(json.dumps(keep, sort_keys=True).encode()).hexdigest()[:16]
+
+
+SECTIONS = {
+    "model": ModelArgs, "task": TaskArgs, "generate": GenerateArgs, "train": TrainArgs, "evaluate": EvalArgs}
+TOP_LEVEL = ("run_dir", "seed", "overwrite")
+
+
+def _coerce(value: Any, typ: Any, where: str) -> Any:
+    if value is None:
+        return None
+    base = {"bool": bool, "int": int, "float": float, "str": str}
+    name = typ if isinstance(typ, str) else getattr(typ, "__name__", str(typ))
+    name = name.replace(" | None", "").replace("None | ", "")
+    if name == "bool":
+        if isinstance(value, bool):
+            return value
+        if str(value).lower() in ("1", "true", "yes", "on"):
+            return True
+        if str(value).lower() in ("0", "false", "no", "off"):
+            return False
+        raise MipoError(f"{where}: expected true/false, got {value!r}")
+    if isinstance(value, str) and value.lower() in ("none", "null") and "None" in str(typ):
+        return None
+    try:
+        return base[name](value)
+    except (KeyError, ValueError, TypeError):
+        raise MipoError(f"{where}: expected {name}, got {value!r}") from None
+
+
+def _types(cls) -> dict[str, str]:
+    return {f.name: str(f.type) for f in fields(cls)}
+
+
+def _unknown(key: str, valid: list[str], where: str) -> MipoError:
+    near = difflib.get_close_matches(key, valid, n=1)
+    hint = f"; did you mean '{near[0]}'?" if near else f"; valid keys: {', '.join(valid)}"
+    return MipoError(f"{where}: unknown key '{key}'{hint}")
+
+
+def apply_overrides(cfg: Config, overrides: dict[str, Any], where: str) -> Config:
+    """Apply a nested dict (YAML recipe) or flat dotted dict (CLI) onto cfg, validating every key."""
+    top = _types(Config)
+    for key, value in overrides.items():
+        if "." in key:
+            section, _, name = key.partition(".")
+            value = {name: value}
+        else:
+            section = key
+        if section in SECTIONS:
+            if not isinstance(value, dict):
+                raise MipoError(f"{where}: '{section}' must be a mapping of {', '.join(_types(SECTIONS[section]))}")
+            obj, types = getattr(cfg, section), _types(SECTIONS[section])
+            for name, v in value.items():
+                if name not in types:
+                    raise _unknown(f"{section}.{name}", [f"{section}.{n}" for n in types], where)
+                setattr(obj, name, _coerce(v, types[name], f"{where}: {section}.{name}"))
+        elif section in TOP_LEVEL:
+            setattr(cfg, section, _coerce(value, top[section], f"{where}: {section}"))
+        else:
+            valid = list(TOP_LEVEL) + list(SECTIONS) + [f"{s}.{f.name}" for s, c in SECTIONS.items() for f in fields(c)]
+            raise _unknown(section, valid, where)
+    return cfg
+
+
+def load_recipe(path: str | Path, cfg: Config | None = None) -> Config:
+    path = Path(path)
+    if not path.is_file():
+        raise MipoError(f"{path}: recipe not found")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as e:
+        raise MipoError(f"{path}: invalid YAML ({str(e).splitlines()[0]})") from None
+    if not isinstance(data, dict):
+        raise MipoError(f"{path}: a recipe must be a mapping of sections")
+    return apply_overrides(cfg or Config(), data, str(path))
+
+
+def add_config_flags(parser: argparse.ArgumentParser) -> None:
+    """Add `--config` and one flag per config field; unset flags stay None so they do not override the recipe."""
+    parser.add_argument("--config", help="YAML recipe; flags override it")
+    for name in TOP_LEVEL:
+        parser.add_argument(f"--{name.replace('_', '-')}", dest=name, default=None,
+                            nargs="?" if name == "overwrite" else None, const="true" if name == "overwrite" else None)
+    for section, cls in SECTIONS.items():
+        group = parser.add_argument_group(section)
+        for f in fields(cls):
+            default = f.default if f.default is not dataclasses.MISSING else None
+            group.add_argument(f"--{section}.{f.name}", dest=f"{section}.{f.name}", default=None,
+                               metavar=str(f.type).replace(" | None", "").upper(), help=f"default: {default}")
+
+
+def config_from_args(ns: argparse.Namespace) -> Config:
+    cfg = load_recipe(ns.config) if getattr(ns, "config", None) else Config()
+    flat = {k: v for k, v in vars(ns).items() if v is not None and (k in TOP_LEVEL or "." in k)}
+    return apply_overrides(cfg, flat, "command line")

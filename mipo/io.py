@@ -1,0 +1,76 @@
+"""File helpers: atomic artifacts and JSONL reading that fails with one clear line."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterable, Iterator
+
+
+class MipoError(Exception):
+    """A user-facing error: the CLI prints its message as one line and exits 2."""
+
+
+@contextmanager
+def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary sibling path; rename it onto `path` only if the block succeeds.
+
+    Works for files and directories, so a reader never sees a half-written artifact.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent)) / path.name
+    try:
+        yield tmp
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path)
+        os.replace(tmp, path)
+    finally:
+        shutil.rmtree(tmp.parent, ignore_errors=True)
+
+
+def write_text(path: str | os.PathLike, text: str) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+
+
+def write_json(path: str | os.PathLike, obj: Any) -> None:
+    write_text(path, json.dumps(obj, indent=2, ensure_ascii=False, sort_keys=True, allow_nan=False) + "\n")
+
+
+def write_jsonl(path: str | os.PathLike, rows: Iterable[dict]) -> None:
+    write_text(path, "".join(json.dumps(r, ensure_ascii=False, sort_keys=True) + "\n" for r in rows))
+
+
+def iter_jsonl(path: str | os.PathLike) -> Iterator[tuple[str, dict]]:
+    """Yield (`file:line`, row) for each non-blank line; a bad line raises naming file and line."""
+    path = Path(path)
+    if not path.is_file():
+        raise MipoError(f"{path}: file not found")
+    with path.open(encoding="utf-8") as f:
+        for lineno, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            where = f"{path}:{lineno}"
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise MipoError(f"{where}: malformed JSON ({e.msg} at column {e.colno})") from None
+            if not isinstance(row, dict):
+                raise MipoError(f"{where}: expected a JSON object, got {type(row).__name__}")
+            yield where, row
+
+
+def read_jsonl(path: str | os.PathLike) -> list[dict]:
+    return [row for _, row in iter_jsonl(path)]
+
+
+def require_text(row: dict, field: str, where: str) -> str:
+    """Return row[field] as a non-empty string or raise naming the file, row and field."""
+    value = row.get(field)
+    if value is None or (isinstance(value, str) and not value.strip()):
+        raise MipoError(f"{where}: field '{field}' is missing or empty")
+    return str(value)

@@ -1,0 +1,154 @@
+"""The recipe, one stage after another: generate (sample + pair) → train → evaluate → report.
+
+Each stage reads and writes files in one run directory, so any stage can be re-run alone. A stage whose
+outputs exist with the same config fingerprint is skipped; with a different fingerprint it refuses to mix
+them unless `overwrite` is set.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import time
+from pathlib import Path
+
+import yaml
+
+from . import models
+from .config import Config
+from .io import MipoError, write_json, write_jsonl, write_text
+from .tasks import get_task
+
+log = logging.getLogger("mipo")
+
+# stage -> (config sections its outputs depend on, main artifact relative to the run dir)
+STAGES = {
+    "generate": (("task", "generate"), "pairs.jsonl"),
+    "train": (("task", "generate", "train"), "train"),
+    "evaluate": (("task", "generate", "train", "evaluate"), "metrics.json"),
+}
+
+
+def _stamp_path(run_dir: Path, stage: str) -> Path:
+    return run_dir / "stages" / f"{stage}.json"
+
+
+def _should_run(cfg: Config, stage: str) -> bool:
+    run_dir = Path(cfg.run_dir)
+    sections, artifact = STAGES[stage]
+    stamp = _stamp_path(run_dir, stage)
+    if cfg.overwrite or not stamp.exists() or not (run_dir / artifact).exists():
+        return True
+    old = json.loads(stamp.read_text())["fingerprint"]
+    if old != cfg.fingerprint(*sections):
+        raise MipoError(f"{run_dir / artifact}: made with a different config (fingerprint {old}); "
+                        f"use --overwrite or another --run-dir")
+    log.info("%s: up to date (%s), skipped", stage, run_dir / artifact)
+    return False
+
+
+def _finish(cfg: Config, stage: str, seconds: float, **extra) -> None:
+    run_dir = Path(cfg.run_dir)
+    write_json(_stamp_path(run_dir, stage), {"fingerprint": cfg.fingerprint(*STAGES[stage][0]), "seconds": seconds, **extra})
+    timings_path = run_dir / "timings.json"
+    timings = json.loads(timings_path.read_text()) if timings_path.exists() else {}
+    timings[stage] = seconds
+    write_json(timings_path, timings)
+
+
+def _save_config(cfg: Config) -> None:
+    write_text(Path(cfg.run_dir) / "config.yaml", yaml.safe_dump(cfg.to_dict(), sort_keys=False))
+
+
+def generate(cfg: Config, model=None, tok=None) -> Path:
+    from . import generate as engine
+    from .pair import build_pairs
+
+    run_dir, out = Path(cfg.run_dir), Path(cfg.run_dir) / "pairs.jsonl"
+    if not _should_run(cfg, "generate"):
+        return out
+    t0 = time.perf_counter()
+    task = get_task(cfg.task.name)
+    items = task.load(cfg.task, cfg.task.train_split)
+    if model is None:
+        model, tok = models.load(cfg.model)
+    g = cfg.generate
+
+    def sample_fn(prompts, seed, desc):
+        return engine.sample(model, tok, prompts, temperature=g.temperature, top_p=g.top_p,
+                             max_new_tokens=g.max_new_tokens, batch_size=g.batch_size, seed=seed, desc=desc)
+
+    pairs = build_pairs(task, items, cfg, sample_fn)
+    _save_config(cfg)
+    write_jsonl(out, pairs)
+    _finish(cfg, "generate", time.perf_counter() - t0, n_pairs=len(pairs))
+    log.info("generate: %d pairs written to %s", len(pairs), out)
+    return out
+
+
+def train(cfg: Config, model=None, tok=None) -> Path:
+    from .train import train as run_train
+
+    run_dir = Path(cfg.run_dir)
+    out = run_dir / "train"
+    if not _should_run(cfg, "train"):
+        return out
+    pairs = run_dir / "pairs.jsonl"
+    if not pairs.exists():
+        raise MipoError(f"{pairs}: not found; run `mipo generate` first")
+    t0 = time.perf_counter()
+    if model is None:
+        model, tok = models.load(cfg.model)
+    model.train()
+    summary = run_train(cfg, model, tok, pairs, out)
+    _save_config(cfg)
+    write_json(out / "train_summary.json", summary)
+    _finish(cfg, "train", time.perf_counter() - t0, steps=summary["steps"])
+    log.info("train: %d steps, outputs in %s", summary["steps"], out)
+    return out
+
+
+def evaluate(cfg: Config) -> Path:
+    from .evaluate import evaluate as run_eval, load_trained
+
+    run_dir = Path(cfg.run_dir)
+    out = run_dir / "metrics.json"
+    if not _should_run(cfg, "evaluate"):
+        return out
+    if not (run_dir / "train").is_dir():
+        raise MipoError(f"{run_dir / 'train'}: not found; run `mipo train` first")
+    t0 = time.perf_counter()
+    task = get_task(cfg.task.name)
+    items = task.load(cfg.task, cfg.task.eval_split)
+    base, tok = models.load(cfg.model)
+    trained, base_ctx = load_trained(cfg, base, run_dir / "train")
+    metrics, rows = run_eval(cfg, task, items, tok, base, trained, base_ctx)
+    summary_path = run_dir / "train" / "train_summary.json"
+    if summary_path.exists():
+        s = json.loads(summary_path.read_text())
+        metrics["train"] = {k: s[k] for k in ("steps", "final_loss", "train_runtime_s")}
+    write_jsonl(run_dir / "eval" / "responses.jsonl", rows)
+    write_json(out, metrics)
+    _finish(cfg, "evaluate", time.perf_counter() - t0)
+    log.info("evaluate: metrics in %s, responses in %s", out, run_dir / "eval" / "responses.jsonl")
+    return out
+
+
+def report(cfg: Config) -> Path:
+    from .report import write_report
+
+    run_dir = Path(cfg.run_dir)
+    if not (run_dir / "metrics.json").exists():
+        raise MipoError(f"{run_dir / 'metrics.json'}: not found; run `mipo evaluate` first")
+    path = write_report(run_dir)
+    log.info("report: %s and %s", path, run_dir / "plot.png")
+    return path
+
+
+def run(cfg: Config) -> Path:
+    """All stages. The base model is loaded once for generate and train."""
+    model, tok = models.load(cfg.model)
+    generate(cfg, model, tok)
+    train(cfg, model, tok)
+    del model
+    evaluate(cfg)
+    return report(cfg)

@@ -1,0 +1,91 @@
+"""Shared fixtures: a tiny random-initialised Llama with a real BPE tokenizer, built locally (no download)."""
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import pytest
+import torch
+
+FIXTURES = Path(__file__).parent / "fixtures"
+CHATML = (
+    "{% for message in messages %}{% if loop.first and messages[0]['role'] != 'system' %}"
+    "{{ '<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n' }}{% endif %}"
+    "{{ '<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n' }}{% endfor %}"
+    "{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
+)
+
+
+def corpus() -> list[str]:
+    texts = []
+    for f in FIXTURES.glob("*.jsonl"):
+        for line in f.read_text().splitlines():
+            texts.extend(str(v) for v in json.loads(line).values())
+    return texts + ["About me:", "Solve the math problem step by step. Give the final answer as a number after '####'."]
+
+
+def build_tiny_model(out: Path, seed: int = 0) -> Path:
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+
+    specials = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
+    raw = Tokenizer(models.BPE(unk_token=None))
+    raw.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    raw.decoder = decoders.ByteLevel()
+    raw.train_from_iterator(corpus(), trainers.BpeTrainer(
+        vocab_size=512, special_tokens=specials, initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
+    tok = PreTrainedTokenizerFast(tokenizer_object=raw, bos_token="<|im_start|>", eos_token="<|im_end|>",
+                                  pad_token="<|im_end|>", unk_token="<|endoftext|>")
+    tok.chat_template = CHATML
+    torch.manual_seed(seed)
+    config = LlamaConfig(vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=1024,
+                         bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id,
+                         tie_word_embeddings=True)
+    model = LlamaForCausalLM(config)
+    model.generation_config.eos_token_id = tok.eos_token_id
+    model.generation_config.pad_token_id = tok.pad_token_id
+    model.save_pretrained(out, safe_serialization=True)
+    tok.save_pretrained(out)
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory) -> Path:
+    return build_tiny_model(tmp_path_factory.mktemp("tiny-llama"))
+
+
+@pytest.fixture(scope="session")
+def tiny(tiny_model_dir):
+    from mipo import ModelArgs, models
+
+    return models.load(ModelArgs(name=str(tiny_model_dir)))
+
+
+@pytest.fixture(autouse=True)
+def _quiet_logs():
+    logging.getLogger("mipo").setLevel(logging.WARNING)
+
+
+def check_run_dir(run_dir: Path, n_pairs: int) -> dict:
+    """Every artifact of a finished run exists and parses; the report shows exactly the metrics.json numbers."""
+    from mipo.io import read_jsonl
+    from mipo.report import table_rows
+
+    pairs = read_jsonl(run_dir / "pairs.jsonl")
+    assert len(pairs) == n_pairs
+    for p in pairs:
+        assert p["prompt"] and p["chosen"][0]["role"] == "assistant" and p["rejected"][0]["role"] == "assistant"
+        assert {"prompt_id", "negative_from", "strategy", "temperature", "top_p", "seed"} <= set(p["meta"])
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert set(metrics["models"]) == {"base", "trained"}
+    assert len(read_jsonl(run_dir / "eval" / "responses.jsonl")) == metrics["n_items"]
+    assert (run_dir / "plot.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    report = (run_dir / "report.md").read_text()
+    for row in table_rows(metrics):
+        assert "| " + " | ".join(c.replace("|", "\\|") for c in row) + " |" in report
+    for name in ("base", "trained"):
+        for value in metrics["models"][name].values():
+            assert (f"{value:.4f}" if value is not None else "n/a") in report
+    return metrics

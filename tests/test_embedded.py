@@ -1,0 +1,23 @@
+"""End to end on the embedded SmolLM2-135M-Instruct (real weights), tiny sizes. Minutes on a 2-core CPU."""
+from pathlib import Path
+
+import pytest
+from safetensors.torch import load_file
+
+from mipo.cli import main
+
+from .conftest import check_run_dir
+
+
+@pytest.mark.slow
+def test_embedded_pipeline_end_to_end(tmp_path, capsys):
+    run_dir = tmp_path / "run"
+    assert main(["run", "--config", str(Path(__file__).parents[1] / "recipes" / "demo.yaml"), "--run-dir", str(run_dir), "--task.n_train", "4",
+                 "--task.n_eval", "3", "--generate.max_new_tokens", "24", "--evaluate.max_new_tokens", "24",
+                 "--train.batch_size", "2", "--train.learning_rate", "1e-3"]) == 0
+    metrics = check_run_dir(run_dir, n_pairs=4)
+    weights = load_file(run_dir / "train" / "adapter" / "adapter_model.safetensors")
+    lora_b = [v for k, v in weights.items() if "lora_B" in k]
+    assert len(lora_b) == 30 * 7 and all(v.abs().sum() > 0 for v in lora_b)  # every linear of every layer trained
+    assert metrics["train"]["steps"] == 2 and metrics["n_items"] == 3
+    assert "run directory:" in capsys.readouterr().out

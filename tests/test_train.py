@@ -1,0 +1,83 @@
+import json
+
+import pytest
+import torch
+import torch.nn.functional as F
+from safetensors.torch import load_file
+
+from mipo import ModelArgs, models
+from mipo.config import Config
+from mipo.io import MipoError
+from mipo.train import make_trainer, pairs_dataset, train
+
+PAIRS = [
+    ("About me: I am vegan.\n\nSuggest a quick dinner.", "Lentil soup with rice.", "Grilled steak."),
+    ("Explain inflation.", "Prices rise over time.", "I like trains."),
+    ("What is 3 + 4?", "3 + 4 = 7 #### 7", "The answer is 12."),
+    ("About me: I run.\n\nPlan my week.", "Run Monday, rest Tuesday.", "Watch films."),
+]
+
+
+def write_pairs(path):
+    with path.open("w") as f:
+        for i, (x, c, r) in enumerate(PAIRS):
+            f.write(json.dumps({"prompt": [{"role": "user", "content": x}],
+                                "chosen": [{"role": "assistant", "content": c}],
+                                "rejected": [{"role": "assistant", "content": r}], "meta": {"prompt_id": str(i)}}) + "\n")
+    return path
+
+
+def seq_logps(model, batch):
+    """Sum of log p over completion tokens, straight from the model's logits."""
+    logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+    logp = logits[:, :-1].log_softmax(-1).gather(-1, batch["input_ids"][:, 1:, None]).squeeze(-1)
+    return (logp * batch["completion_mask"][:, 1:]).sum(-1)
+
+
+def test_trl_dpo_loss_equals_formula_by_hand(tiny_model_dir, tmp_path):
+    policy, tok = models.load(ModelArgs(name=str(tiny_model_dir)))
+    ref, _ = models.load(ModelArgs(name=str(tiny_model_dir)))
+    torch.manual_seed(0)
+    with torch.no_grad():  # make the reference differ from the policy so the margins are not all zero
+        for p in ref.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    cfg = Config(seed=0)
+    cfg.train.lora, cfg.train.beta, cfg.train.batch_size = False, 0.3, 4
+    trainer = make_trainer(cfg, policy, tok, pairs_dataset(write_pairs(tmp_path / "p.jsonl")), str(tmp_path / "o"),
+                           ref_model=ref)
+    batch = next(iter(trainer.get_train_dataloader()))
+    trainer.model.eval()
+    with torch.no_grad():
+        trl_loss = trainer.compute_loss(trainer.model, batch).item()
+        pi_c, pi_r = seq_logps(policy, batch).chunk(2)
+        ref_c, ref_r = seq_logps(ref, batch).chunk(2)
+    # DPO (Rafailov et al. 2023, eq. 7): -log σ(β[(log π(y_w|x) − log π_ref(y_w|x)) − (log π(y_l|x) − log π_ref(y_l|x))])
+    by_hand = -F.logsigmoid(0.3 * ((pi_c - ref_c) - (pi_r - ref_r))).mean().item()
+    assert batch["input_ids"].shape[0] == 8
+    assert abs(trl_loss - by_hand) < 1e-4
+    assert abs(by_hand - torch.log(torch.tensor(2.0)).item()) > 1e-3  # a real margin, not the trivial log 2
+
+
+def test_lora_training_changes_adapter_and_saves_hf_format(tiny_model_dir, tmp_path):
+    model, tok = models.load(ModelArgs(name=str(tiny_model_dir)))
+    cfg = Config(seed=0)
+    cfg.train.learning_rate, cfg.train.batch_size, cfg.train.merge = 1e-2, 2, True
+    summary = train(cfg, model, tok, write_pairs(tmp_path / "p.jsonl"), tmp_path / "train")
+    assert summary["steps"] == 2
+    weights = load_file(tmp_path / "train" / "adapter" / "adapter_model.safetensors")
+    lora_b = [v for k, v in weights.items() if "lora_B" in k]
+    assert lora_b and any(v.abs().sum() > 0 for v in lora_b)  # B starts at zero: nonzero means it trained
+    assert json.loads((tmp_path / "train" / "adapter" / "adapter_config.json").read_text())["r"] == cfg.train.lora_r
+    merged, _ = models.load(ModelArgs(name=str(tmp_path / "train" / "merged")))
+    base, _ = models.load(ModelArgs(name=str(tiny_model_dir)))
+    diff = sum((a - b).abs().sum().item() for a, b in zip(merged.parameters(), base.parameters()))
+    assert diff > 0
+
+
+def test_empty_pairs_file_is_refused(tmp_path):
+    (tmp_path / "p.jsonl").write_text("")
+    with pytest.raises(MipoError, match="no pairs to train on"):
+        pairs_dataset(tmp_path / "p.jsonl")
+    (tmp_path / "p.jsonl").write_text('{"prompt": [{"role": "user", "content": "x"}], "chosen": [], "rejected": []}\n')
+    with pytest.raises(MipoError, match=r"p.jsonl:1: field 'chosen' is missing or empty"):
+        pairs_dataset(tmp_path / "p.jsonl")
