@@ -61,6 +61,7 @@ class TrainArgs:
     grad_accum: int = 1
     max_length: int = 1024
     merge: bool = False  # also write a merged full model (LoRA only)
+    save_steps: int = 50  # checkpoint every n steps; a killed `mipo train` resumes from the last one
 
 
 @dataclass

@@ -45,7 +45,8 @@ def load_trained(cfg: Config, base_model, train_dir: Path):
     return trained, None
 
 
-def evaluate(cfg: Config, task: Task, items: list[Item], tok, base_model, trained_model, base_ctx) -> tuple[dict, list[dict]]:
+def evaluate(cfg: Config, task: Task, items: list[Item], tok, base_model, trained_model, base_ctx,
+             resume_dir: Path | None = None) -> tuple[dict, list[dict]]:
     e = cfg.evaluate
     prompts = [task.messages(it) for it in items]
 
@@ -53,7 +54,7 @@ def evaluate(cfg: Config, task: Task, items: list[Item], tok, base_model, traine
         with (ctx() if ctx else contextlib.nullcontext()):
             return generate.sample(model, tok, prompts, temperature=e.temperature, top_p=e.top_p,
                                    max_new_tokens=e.max_new_tokens, batch_size=e.batch_size, seed=cfg.seed + 7,
-                                   desc=f"eval {name}")
+                                   desc=f"eval {name}", resume_dir=resume_dir)
 
     # In the LoRA case base and trained are one object: the base is the trained model with adapters disabled.
     base_is_trained = base_ctx is not None
@@ -62,7 +63,8 @@ def evaluate(cfg: Config, task: Task, items: list[Item], tok, base_model, traine
 
     def base_scorer(p, r):
         with (base_ctx() if base_ctx else contextlib.nullcontext()):
-            return generate.logprobs(base_model_obj, tok, p, r, batch_size=max(1, e.batch_size // 4))
+            return generate.logprobs(base_model_obj, tok, p, r, batch_size=max(1, e.batch_size // 4),
+                                    resume_dir=resume_dir)
 
     per_item = {name: task.score(items, resp, base_scorer) for name, resp in responses.items()}
     metrics: dict = {"task": task.name, "n_items": len(items), "primary_metric": task.primary_metric, "models": {}}

@@ -1,6 +1,7 @@
 """File helpers: atomic artifacts and JSONL reading that fails with one clear line."""
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -56,7 +57,7 @@ def iter_jsonl(path: str | os.PathLike) -> Iterator[tuple[str, dict]]:
                 continue
             where = f"{path}:{lineno}"
             try:
-                row = json.loads(line)
+                row = json.loads(line.rstrip("\r\n"))
             except json.JSONDecodeError as e:
                 raise MipoError(f"{where}: malformed JSON ({e.msg} at column {e.colno})") from None
             if not isinstance(row, dict):
@@ -74,3 +75,41 @@ def require_text(row: dict, field: str, where: str) -> str:
     if value is None or (isinstance(value, str) and not value.strip()):
         raise MipoError(f"{where}: field '{field}' is missing or empty")
     return str(value)
+
+
+class BatchLog:
+    """Append-only log of finished batches, so a stage killed mid-way resumes where it stopped.
+
+    One JSON line per batch, flushed and fsynced. `key` names everything the values depend on (inputs, settings,
+    seed); the file is named after it, so a log written under another config is never reused. A torn last
+    line (kill -9 during a write) is ignored and that batch is redone.
+    """
+
+    def __init__(self, directory: str | os.PathLike | None, key: dict):
+        digest = hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:20]
+        self.path = Path(directory) / f"{digest}.jsonl" if directory is not None else None
+
+    def load(self) -> dict[int, Any]:
+        done: dict[int, Any] = {}
+        if self.path is None or not self.path.exists():
+            return done
+        good = 0
+        with self.path.open("rb") as f:
+            for line in f:
+                try:
+                    rec = json.loads(line)
+                except json.JSONDecodeError:
+                    break  # torn tail: everything after it is redone
+                done[rec["batch"]] = rec["values"]
+                good += len(line)
+        os.truncate(self.path, good)  # drop the torn tail so later appends start on a clean line
+        return done
+
+    def append(self, batch: int, values: Any) -> None:
+        if self.path is None:
+            return
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with self.path.open("a", encoding="utf-8") as f:
+            f.write(json.dumps({"batch": batch, "values": values}, ensure_ascii=False) + "\n")
+            f.flush()
+            os.fsync(f.fileno())

@@ -105,6 +105,12 @@ def load_tokenizer(path: str, trust_remote_code: bool = False):
     return tok
 
 
+def context_length(path: str, trust_remote_code: bool = False) -> int | None:
+    from transformers import AutoConfig
+
+    return getattr(AutoConfig.from_pretrained(path, trust_remote_code=trust_remote_code), "max_position_embeddings", None)
+
+
 def load(args: ModelArgs, path: str | None = None):
     """Load (model, tokenizer) in eval mode on the chosen device and dtype. Weights: safetensors only."""
     from transformers import AutoModelForCausalLM

@@ -23,6 +23,17 @@ def derangement(n: int, rng: random.Random) -> list[int]:
             return perm
 
 
+def check(task: Task, items: list[Item], cfg: Config) -> str:
+    """Validate the strategy for these items before any model is loaded; return the strategy name."""
+    strategy = cfg.task.negative or task.default_negative
+    if strategy not in task.negatives:
+        raise MipoError(f"task {task.name}: unknown negative strategy '{strategy}' (choose from {', '.join(task.negatives)})")
+    if strategy == "random_prompt" and len(items) < 2:
+        source = items[0].where.rsplit(":", 1)[0] if items and items[0].where else f"task {task.name}"
+        raise MipoError(f"{source}: random_prompt negatives need at least 2 prompts, got {len(items)}")
+    return strategy
+
+
 def build_pairs(task: Task, items: list[Item], cfg: Config, sample_fn) -> list[dict]:
     """Sample responses and pair each chosen response with its negative.
 
@@ -31,9 +42,7 @@ def build_pairs(task: Task, items: list[Item], cfg: Config, sample_fn) -> list[d
       perm[i] of a derangement, so a pair costs one generation, not two;
     - drop_context: a second generation from the same request with the user context removed.
     """
-    strategy = cfg.task.negative or task.default_negative
-    if strategy not in task.negatives:
-        raise MipoError(f"task {task.name}: unknown negative strategy '{strategy}' (choose from {', '.join(task.negatives)})")
+    strategy = check(task, items, cfg)
     g = cfg.generate
     rows = []
     for s in range(g.samples_per_prompt):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import shutil
 import time
 from pathlib import Path
 
@@ -46,8 +47,39 @@ def _should_run(cfg: Config, stage: str) -> bool:
     return False
 
 
+def _partial(cfg: Config, stage: str) -> Path:
+    """Where a stage logs finished batches (resume after a crash). Wiped on --overwrite or a config change."""
+    path = Path(cfg.run_dir) / "partial" / stage
+    stamp, fp = path / "fingerprint", cfg.fingerprint(*STAGES[stage][0])
+    if path.exists() and (cfg.overwrite or not stamp.exists() or stamp.read_text() != fp):
+        shutil.rmtree(path)
+    path.mkdir(parents=True, exist_ok=True)
+    stamp.write_text(fp)
+    return path
+
+
+def _validate(cfg: Config, task, items, max_new_tokens: int):
+    """Everything that can be checked before loading weights: model path, tokenizer, prompt lengths.
+
+    Returns the resolved model path. Prompts that cannot fit the context with room for the response are refused.
+    """
+    from .generate import prompt_ids
+
+    path = models.resolve(cfg.model)
+    tok = models.load_tokenizer(path, cfg.model.trust_remote_code)
+    limit = models.context_length(path, cfg.model.trust_remote_code)
+    if not limit:
+        return path
+    for it, ids in zip(items, prompt_ids(tok, [task.messages(it) for it in items])):
+        if len(ids) + max_new_tokens > limit:
+            raise MipoError(f"{it.where}: prompt is {len(ids)} tokens; with max_new_tokens={max_new_tokens} it "
+                            f"exceeds the model's context of {limit} tokens")
+    return path
+
+
 def _finish(cfg: Config, stage: str, seconds: float, **extra) -> None:
     run_dir = Path(cfg.run_dir)
+    shutil.rmtree(run_dir / "partial" / stage, ignore_errors=True)
     write_json(_stamp_path(run_dir, stage), {"fingerprint": cfg.fingerprint(*STAGES[stage][0]), "seconds": seconds, **extra})
     timings_path = run_dir / "timings.json"
     timings = json.loads(timings_path.read_text()) if timings_path.exists() else {}
@@ -59,9 +91,9 @@ def _save_config(cfg: Config) -> None:
     write_text(Path(cfg.run_dir) / "config.yaml", yaml.safe_dump(cfg.to_dict(), sort_keys=False))
 
 
-def generate(cfg: Config, model=None, tok=None) -> Path:
+def generate(cfg: Config) -> Path:
     from . import generate as engine
-    from .pair import build_pairs
+    from .pair import build_pairs, check
 
     run_dir, out = Path(cfg.run_dir), Path(cfg.run_dir) / "pairs.jsonl"
     if not _should_run(cfg, "generate"):
@@ -69,13 +101,15 @@ def generate(cfg: Config, model=None, tok=None) -> Path:
     t0 = time.perf_counter()
     task = get_task(cfg.task.name)
     items = task.load(cfg.task, cfg.task.train_split)
-    if model is None:
-        model, tok = models.load(cfg.model)
+    task.load(cfg.task, cfg.task.eval_split)  # validate the held-out rows now, not after an hour of sampling
+    check(task, items, cfg)
     g = cfg.generate
+    model, tok = models.load(cfg.model, _validate(cfg, task, items, g.max_new_tokens))
+    partial = _partial(cfg, "generate")
 
     def sample_fn(prompts, seed, desc):
-        return engine.sample(model, tok, prompts, temperature=g.temperature, top_p=g.top_p,
-                             max_new_tokens=g.max_new_tokens, batch_size=g.batch_size, seed=seed, desc=desc)
+        return engine.sample(model, tok, prompts, temperature=g.temperature, top_p=g.top_p, max_new_tokens=g.max_new_tokens,
+                             batch_size=g.batch_size, seed=seed, desc=desc, resume_dir=partial)
 
     pairs = build_pairs(task, items, cfg, sample_fn)
     _save_config(cfg)
@@ -85,7 +119,7 @@ def generate(cfg: Config, model=None, tok=None) -> Path:
     return out
 
 
-def train(cfg: Config, model=None, tok=None) -> Path:
+def train(cfg: Config) -> Path:
     from .train import train as run_train
 
     run_dir = Path(cfg.run_dir)
@@ -96,8 +130,10 @@ def train(cfg: Config, model=None, tok=None) -> Path:
     if not pairs.exists():
         raise MipoError(f"{pairs}: not found; run `mipo generate` first")
     t0 = time.perf_counter()
-    if model is None:
-        model, tok = models.load(cfg.model)
+    model, tok = models.load(cfg.model)
+    if cfg.overwrite:
+        shutil.rmtree(out / "checkpoints", ignore_errors=True)
+    shutil.rmtree(run_dir / "partial" / "evaluate", ignore_errors=True)  # responses of an older trained model
     model.train()
     summary = run_train(cfg, model, tok, pairs, out)
     _save_config(cfg)
@@ -119,13 +155,13 @@ def evaluate(cfg: Config) -> Path:
     t0 = time.perf_counter()
     task = get_task(cfg.task.name)
     items = task.load(cfg.task, cfg.task.eval_split)
-    base, tok = models.load(cfg.model)
+    base, tok = models.load(cfg.model, _validate(cfg, task, items, cfg.evaluate.max_new_tokens))
     trained, base_ctx = load_trained(cfg, base, run_dir / "train")
-    metrics, rows = run_eval(cfg, task, items, tok, base, trained, base_ctx)
+    metrics, rows = run_eval(cfg, task, items, tok, base, trained, base_ctx, resume_dir=_partial(cfg, "evaluate"))
     summary_path = run_dir / "train" / "train_summary.json"
-    if summary_path.exists():
+    if summary_path.exists():  # no run time here: metrics.json is identical across runs with the same seed
         s = json.loads(summary_path.read_text())
-        metrics["train"] = {k: s[k] for k in ("steps", "final_loss", "train_runtime_s")}
+        metrics["train"] = {k: s[k] for k in ("steps", "final_loss")}
     write_jsonl(run_dir / "eval" / "responses.jsonl", rows)
     write_json(out, metrics)
     _finish(cfg, "evaluate", time.perf_counter() - t0)
@@ -145,10 +181,8 @@ def report(cfg: Config) -> Path:
 
 
 def run(cfg: Config) -> Path:
-    """All stages. The base model is loaded once for generate and train."""
-    model, tok = models.load(cfg.model)
-    generate(cfg, model, tok)
-    train(cfg, model, tok)
-    del model
+    """All stages, each loading what it needs (a fresh base model for training, not the sampler's)."""
+    generate(cfg)
+    train(cfg)
     evaluate(cfg)
     return report(cfg)

@@ -1,7 +1,9 @@
 """DPO on the pairs with TRL's DPOTrainer; reference = the base model."""
 from __future__ import annotations
 
+import json
 import logging
+import shutil
 from pathlib import Path
 
 import torch
@@ -25,7 +27,8 @@ def dpo_config(cfg: Config, output_dir: str, on_cuda: bool):
         # checkpointing only trades compute for memory we have: use fp32 and no checkpointing there.
         bf16=on_cuda and torch.cuda.is_bf16_supported(), fp16=False, gradient_checkpointing=on_cuda and not t.lora,
         use_cpu=not on_cuda, lr_scheduler_type="linear", warmup_steps=0,
-        logging_steps=1, save_strategy="no", report_to="none", disable_tqdm=False,
+        logging_steps=1, save_strategy="steps", save_steps=t.save_steps, save_total_limit=2,
+        report_to="none", disable_tqdm=False,
         dataloader_num_workers=0, remove_unused_columns=True,
     )
 
@@ -60,11 +63,38 @@ def make_trainer(cfg: Config, model, tok, dataset, output_dir: str, ref_model=No
         processing_class=tok, peft_config=lora_config(cfg) if cfg.train.lora else None)
 
 
+def last_checkpoint(ckpt_dir: Path, fingerprint: str) -> str | None:
+    """The newest complete checkpoint written under this config, or None.
+
+    The HF Trainer writes a checkpoint in place and trainer_state.json last, so a checkpoint without a readable
+    trainer_state.json was cut by a crash: it is deleted. Checkpoints of another config are wiped.
+    """
+    stamp = ckpt_dir / "fingerprint"
+    if ckpt_dir.exists() and (not stamp.exists() or stamp.read_text() != fingerprint):
+        shutil.rmtree(ckpt_dir)
+    ckpt_dir.mkdir(parents=True, exist_ok=True)
+    stamp.write_text(fingerprint)
+    ckpts = sorted((p for p in ckpt_dir.glob("checkpoint-*") if p.name.split("-")[-1].isdigit()),
+                   key=lambda p: int(p.name.split("-")[-1]), reverse=True)
+    for p in ckpts:
+        try:
+            json.loads((p / "trainer_state.json").read_text())
+            return str(p)
+        except (OSError, json.JSONDecodeError):
+            log.warning("deleting incomplete checkpoint %s", p)
+            shutil.rmtree(p)
+    return None
+
+
 def train(cfg: Config, model, tok, pairs_path: Path, out_dir: Path) -> dict:
     """Train and save: LoRA adapter in `out_dir/adapter` (+ `out_dir/merged` on request) or the full model."""
     dataset = pairs_dataset(pairs_path)
-    trainer = make_trainer(cfg, model, tok, dataset, str(out_dir / "trainer"))
-    result = trainer.train()
+    ckpt_dir = out_dir / "checkpoints"
+    resume = last_checkpoint(ckpt_dir, cfg.fingerprint("task", "generate", "train"))
+    trainer = make_trainer(cfg, model, tok, dataset, str(ckpt_dir))
+    if resume:
+        log.info("resuming training from %s", resume)
+    result = trainer.train(resume_from_checkpoint=resume)
     policy = trainer.model
     if cfg.train.lora:
         with atomic_path(out_dir / "adapter") as tmp:
@@ -83,5 +113,7 @@ def train(cfg: Config, model, tok, pairs_path: Path, out_dir: Path) -> dict:
             tok.save_pretrained(tmp)
         log.info("model written to %s", out_dir / "model")
     history = [h for h in trainer.state.log_history if "loss" in h]
+    shutil.rmtree(ckpt_dir, ignore_errors=True)  # the final weights are saved; checkpoints only served resumption
     return {"train_runtime_s": result.metrics.get("train_runtime"), "steps": trainer.state.global_step,
-            "final_loss": history[-1]["loss"] if history else None, "log_history": trainer.state.log_history}
+            "resumed_from": resume, "final_loss": history[-1]["loss"] if history else None,
+            "log_history": trainer.state.log_history}

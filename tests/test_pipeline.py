@@ -38,11 +38,12 @@ def test_personalization_run_and_stage_reuse(tiny_model_dir, tmp_path, capsys):
     assert (run_dir / "pairs.jsonl").read_bytes() == pairs
 
 
-def test_same_seed_same_pairs(tiny_model_dir, tmp_path):
+def test_same_seed_same_bytes(tiny_model_dir, tmp_path):
     for name in ("a", "b"):
-        assert main(["generate", *flags(tiny_model_dir, tmp_path / name, "--task.name", "gsm8k",
-                                        "--task.data", str(FIXTURES / "gsm8k.jsonl"))]) == 0
-    assert (tmp_path / "a" / "pairs.jsonl").read_bytes() == (tmp_path / "b" / "pairs.jsonl").read_bytes()
+        assert main(["run", *flags(tiny_model_dir, tmp_path / name, "--task.name", "gsm8k",
+                                   "--task.data", str(FIXTURES / "gsm8k.jsonl"))]) == 0
+    for artifact in ("pairs.jsonl", "metrics.json", "eval/responses.jsonl"):
+        assert (tmp_path / "a" / artifact).read_bytes() == (tmp_path / "b" / artifact).read_bytes()
 
 
 def test_math_run_full_finetune(tiny_model_dir, tmp_path):

@@ -20,6 +20,7 @@ class Item:
     context: str | None = None  # user context (personalization); None where the task has none
     answer: str | None = None  # gold answer where the task has one
     meta: dict = field(default_factory=dict)
+    where: str = ""  # `file:line` it came from, for error messages
 
 
 class Task:
@@ -34,7 +35,10 @@ class Task:
         raise NotImplementedError
 
     def load(self, args: TaskArgs, split: str) -> list[Item]:
-        items = [self.parse(row, where) for where, row in self.rows(args, split)]
+        items = []
+        for where, row in self.rows(args, split):
+            items.append(self.parse(row, where))
+            items[-1].where = where
         limit = args.n_train if split == args.train_split else args.n_eval
         items = items[:limit] if limit is not None else items
         if not items:

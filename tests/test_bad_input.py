@@ -1,0 +1,112 @@
+"""Each bad input: one error line naming file, line and field; exit code 2; nothing written."""
+import json
+from pathlib import Path
+
+import pytest
+
+from mipo.cli import main
+from mipo.models import embedded_gguf
+
+from .conftest import FIXTURES
+
+
+def personalization(tmp_path, rows):
+    f = tmp_path / "prompts.jsonl"
+    rows = rows + [dict(GOOD, id="held-out", split="test")]
+    f.write_text("".join((r if isinstance(r, str) else json.dumps(r)) + "\n" for r in rows))
+    return f
+
+
+GOOD = {"id": "a", "context": "I am vegan.", "request": "Suggest a dinner.", "split": "train"}
+
+
+def case_malformed_json(tmp_path):
+    f = personalization(tmp_path, [GOOD, dict(GOOD, id="b"), '{"id": "c", "context": "x",'])
+    return ["--task.data", str(f)], rf"{f}:3: malformed JSON"
+
+
+def case_missing_request(tmp_path):
+    f = personalization(tmp_path, [GOOD, {k: v for k, v in GOOD.items() if k != "request"} | {"id": "b"}])
+    return ["--task.data", str(f)], rf"{f}:2: field 'request' is missing or empty"
+
+
+def case_empty_context(tmp_path):
+    f = personalization(tmp_path, [GOOD, dict(GOOD, id="b", context="  ")])
+    return ["--task.data", str(f)], rf"{f}:2: field 'context' is missing or empty"
+
+
+def case_missing_answer(tmp_path):
+    f = tmp_path / "gsm.jsonl"
+    f.write_text('{"question": "1+1?", "answer": "#### 2"}\n{"question": "2+2?"}\n{"question": "3+3?", "answer": "#### 6"}\n')
+    return ["--task.name", "gsm8k", "--task.data", str(f)], rf"{f}:2: field 'answer' is missing or empty"
+
+
+def case_bad_svamp_answer(tmp_path):
+    row = json.loads((FIXTURES / "svamp.jsonl").read_text().splitlines()[0])
+    f = tmp_path / "svamp.jsonl"
+    f.write_text(json.dumps(row) + "\n" + json.dumps(dict(row, ID="x", Answer="seven")) + "\n" + json.dumps(row) + "\n")
+    return ["--task.name", "svamp", "--task.data", str(f)], rf"{f}:2: field 'Answer' is missing or not a number"
+
+
+def case_one_prompt_for_random_negatives(tmp_path):
+    f = FIXTURES / "gsm8k.jsonl"
+    return ["--task.name", "gsm8k", "--task.data", str(f), "--task.n_train", "1"], \
+        rf"{f}: random_prompt negatives need at least 2 prompts, got 1"
+
+
+def case_prompt_longer_than_context(tmp_path):
+    f = personalization(tmp_path, [GOOD, dict(GOOD, id="b", request="Explain this. " * 600)])
+    return ["--task.data", str(f)], rf"{f}:2: prompt is \d+ tokens; with max_new_tokens=8 it exceeds the model's context of 1024"
+
+
+def case_unknown_task(tmp_path):
+    return ["--task.name", "gsm8kk"], r"unknown task 'gsm8kk' \(known: .*\); did you mean 'gsm8k'\?"
+
+
+def case_unknown_strategy(tmp_path):
+    return ["--task.negative", "drop_contxt", "--task.data", str(FIXTURES / "personalization.jsonl")], \
+        r"task personalization: unknown negative strategy 'drop_contxt'"
+
+
+def case_missing_model(tmp_path):
+    return ["--model.name", str(tmp_path / "no-such-model")], rf"{tmp_path}/no-such-model: model path does not exist"
+
+
+def case_pickle_model(tmp_path):
+    d = tmp_path / "pickled"
+    d.mkdir()
+    (d / "config.json").write_text("{}")
+    (d / "pytorch_model.bin").write_bytes(b"\x80\x04not loaded")
+    return ["--model.name", str(d)], rf"{d}: model directory holds only pickle weights \(pytorch_model.bin\)"
+
+
+def case_truncated_gguf(tmp_path):
+    g = tmp_path / "cut.gguf"
+    with embedded_gguf().open("rb") as f:
+        g.write_bytes(f.read(4 << 20))
+    return ["--model.name", str(g), "--model.cache_dir", str(tmp_path / "cache")], rf"{g}: cannot read GGUF"
+
+
+def case_recipe_unknown_key(tmp_path):
+    r = tmp_path / "r.yaml"
+    r.write_text("model:\n  nmae: embedded\n")
+    return ["--config", str(r)], rf"{r}: unknown key 'model.nmae'; did you mean 'model.name'\?"
+
+
+CASES = [v for k, v in dict(globals()).items() if k.startswith("case_")]
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.__name__[5:] for c in CASES])
+def test_bad_input_one_line_no_output(case, tiny_model_dir, tmp_path, capsys):
+    extra, pattern = case(tmp_path)
+    run_dir = tmp_path / "run"
+    argv = ["generate", "--model.name", str(tiny_model_dir), "--run-dir", str(run_dir),
+            "--generate.max_new_tokens", "8", *extra]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1, err  # checked before any weights load: no progress bar, no traceback
+    import re
+
+    assert re.match(rf"mipo: error: {pattern}", err[0]), err[0]
+    assert not run_dir.exists() or not any(p.is_file() for p in run_dir.rglob("*"))
+    assert not any(Path(tmp_path / "cache").rglob("*.safetensors"))

@@ -1,0 +1,110 @@
+"""kill -9 a real `mipo` process mid-stage; the same command resumes and gives the uninterrupted result."""
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from .conftest import FIXTURES
+
+pytestmark = pytest.mark.slow
+
+
+def prompt_file(path: Path, n_train=24, n_test=12) -> Path:
+    """A real JSONL prompt set in the personalization layout, big enough that a stage takes seconds."""
+    base = [json.loads(line) for line in (FIXTURES / "personalization.jsonl").read_text().splitlines()]
+    with path.open("w") as f:
+        for i in range(n_train + n_test):
+            row = dict(base[i % len(base)], id=f"r{i:03d}", split="train" if i < n_train else "test")
+            row["request"] = f"{row['request']} (variant {i})"
+            f.write(json.dumps(row) + "\n")
+    return path
+
+
+def args(model_dir, data, run_dir):
+    return ["--model.name", str(model_dir), "--task.data", str(data), "--run-dir", str(run_dir),
+            "--generate.batch_size", "2", "--generate.max_new_tokens", "48", "--evaluate.batch_size", "1",
+            "--evaluate.max_new_tokens", "48", "--train.batch_size", "1", "--train.save_steps", "1"]
+
+
+def mipo(*argv, **kw):
+    return subprocess.Popen([sys.executable, "-m", "mipo", *argv], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"}, **kw)
+
+
+def kill_when(proc, ready, timeout=240):
+    """SIGKILL `proc` as soon as `ready()` holds; fail if it finished first (then nothing was tested)."""
+    t0 = time.time()
+    while not ready():
+        assert proc.poll() is None, f"finished before it could be killed: {proc.stderr.read()[-2000:]}"
+        assert time.time() - t0 < timeout
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL
+
+
+def finish(*argv):
+    proc = mipo(*argv)
+    _, err = proc.communicate(timeout=600)
+    assert proc.returncode == 0, err[-3000:]
+
+
+def log_lines(directory: Path) -> int:
+    return sum(len(p.read_text().splitlines()) for p in directory.glob("*.jsonl")) if directory.exists() else 0
+
+
+def test_kill_and_resume_every_stage(tiny_model_dir, tmp_path):
+    data = prompt_file(tmp_path / "prompts.jsonl")
+    ref, run = tmp_path / "ref", tmp_path / "run"
+    finish("run", *args(tiny_model_dir, data, ref))
+
+    # generate: killed after some batches were logged, before pairs.jsonl exists
+    proc = mipo("generate", *args(tiny_model_dir, data, run))
+    kill_when(proc, lambda: log_lines(run / "partial" / "generate") >= 3)
+    assert not (run / "pairs.jsonl").exists()
+    finish("generate", *args(tiny_model_dir, data, run))
+    assert (run / "pairs.jsonl").read_bytes() == (ref / "pairs.jsonl").read_bytes()
+    assert not (run / "partial" / "generate").exists()
+
+    # train: killed after a checkpoint, resumed from it
+    proc = mipo("train", *args(tiny_model_dir, data, run))
+    kill_when(proc, lambda: any((p / "trainer_state.json").exists()
+                                for p in (run / "train" / "checkpoints").glob("checkpoint-*")))
+    assert not (run / "train" / "adapter").exists()
+    finish("train", *args(tiny_model_dir, data, run))
+    summary = json.loads((run / "train" / "train_summary.json").read_text())
+    assert summary["resumed_from"] and summary["steps"] == 24
+    got = load_file(run / "train" / "adapter" / "adapter_model.safetensors")
+    want = load_file(ref / "train" / "adapter" / "adapter_model.safetensors")
+    assert got.keys() == want.keys()
+    assert all(torch.allclose(got[k], want[k], atol=1e-5) for k in got)
+
+    # evaluate: killed after some items were generated and logged
+    proc = mipo("evaluate", *args(tiny_model_dir, data, run))
+    kill_when(proc, lambda: log_lines(run / "partial" / "evaluate") >= 2)
+    assert not (run / "metrics.json").exists()
+    finish("evaluate", *args(tiny_model_dir, data, run))
+    assert json.loads((run / "metrics.json").read_text()) == json.loads((ref / "metrics.json").read_text())
+
+
+def test_torn_batch_log_line_is_redone(tmp_path):
+    from mipo.io import BatchLog
+
+    log = BatchLog(tmp_path, {"k": 1})
+    log.append(0, ["a", "b"])
+    log.append(1, ["c"])
+    with log.path.open("a") as f:
+        f.write('{"batch": 2, "values": ["d"')  # kill -9 mid-write
+    assert log.load() == {0: ["a", "b"], 1: ["c"]}
+    log.append(2, ["d"])
+    assert BatchLog(tmp_path, {"k": 1}).load() == {0: ["a", "b"], 1: ["c"], 2: ["d"]}
+    assert BatchLog(tmp_path, {"k": 2}).load() == {}  # another config never reuses it
+    shutil.rmtree(tmp_path)
