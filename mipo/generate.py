@@ -21,39 +21,120 @@ def _model_id(model) -> str:
     return str(getattr(model, "name_or_path", "") or getattr(model.config, "_name_or_path", ""))
 
 
+def pick(logits: torch.Tensor, temperature: float, top_p: float, gen: torch.Generator | None) -> torch.Tensor:
+    """Next token per row: greedy at temperature 0, else temperature + nucleus (top-p) sampling.
+
+    Same nucleus as transformers' TopPLogitsWarper (keep the most likely tokens until their mass reaches top_p),
+    but it looks at the 256 most likely tokens first and sorts the whole vocabulary only for rows whose nucleus
+    is wider than that: a full sort of 49k logits per row per step costs more than the rest of sampling.
+    """
+    if temperature <= 0:
+        return logits.argmax(-1)
+    logits = logits / temperature
+    if top_p < 1.0:
+        k = min(256, logits.shape[-1])
+        vals, idx = logits.topk(k, dim=-1)
+        probs = (vals - logits.logsumexp(-1, keepdim=True)).exp()
+        cum = probs.cumsum(-1)
+        wide = cum[:, -1] < top_p
+        if wide.any():  # the nucleus does not fit in the top k: fall back to the whole vocabulary for those rows
+            full_vals, full_idx = logits[wide].sort(-1, descending=True)
+            return _nucleus_draw(logits, wide, vals, idx, cum, probs, top_p, gen, full_vals, full_idx)
+        logits_kept = vals.masked_fill(cum - probs >= top_p, float("-inf"))
+        choice = torch.multinomial(logits_kept.softmax(-1), 1, generator=gen).squeeze(1)
+        return idx.gather(-1, choice[:, None]).squeeze(1)
+    return torch.multinomial(logits.softmax(-1), 1, generator=gen).squeeze(1)
+
+
+def _nucleus_draw(logits, wide, vals, idx, cum, probs, top_p, gen, full_vals, full_idx):
+    out = torch.empty(logits.shape[0], dtype=torch.long, device=logits.device)
+    narrow = ~wide
+    if narrow.any():
+        kept = vals[narrow].masked_fill(cum[narrow] - probs[narrow] >= top_p, float("-inf"))
+        choice = torch.multinomial(kept.softmax(-1), 1, generator=gen)
+        out[narrow] = idx[narrow].gather(-1, choice).squeeze(1)
+    fp = full_vals.softmax(-1)
+    kept = full_vals.masked_fill(fp.cumsum(-1) - fp >= top_p, float("-inf"))
+    choice = torch.multinomial(kept.softmax(-1), 1, generator=gen)
+    out[wide] = full_idx.gather(-1, choice).squeeze(1)
+    return out
+
+
+@torch.inference_mode()
+def decode(model, prompts: list[list[int]], *, pad_id: int, eos_ids: set[int], temperature: float, top_p: float,
+           max_new_tokens: int, gen: torch.Generator | None) -> list[list[int]]:
+    """Left-padded batched decoding with a KV cache that drops each row as soon as it ends.
+
+    Written here because `model.generate` keeps finished rows in the batch until the longest one ends (at
+    batch 64 most of a late step is wasted on finished rows) and transformers' continuous batching targets
+    GPUs (25 tokens/s on this 2-core CPU vs 105 for plain generate at batch 64).
+    """
+    from transformers import DynamicCache
+
+    device = model.device
+    width = max(len(p) for p in prompts)
+    ids = torch.full((len(prompts), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(prompts), width), dtype=torch.long)
+    for r, p in enumerate(prompts):
+        ids[r, width - len(p):] = torch.tensor(p)
+        mask[r, width - len(p):] = 1
+    ids, mask = ids.to(device), mask.to(device)
+    pos = (mask.cumsum(-1) - 1).clamp(min=0)
+    cache = DynamicCache(config=model.config)
+    out = model(input_ids=ids, attention_mask=mask, position_ids=pos, past_key_values=cache, use_cache=True,
+                logits_to_keep=1)
+    eos = torch.tensor(sorted(eos_ids), device=device)
+    alive = torch.arange(len(prompts), device=device)  # original row of each row still decoding
+    next_pos = pos[:, -1] + 1
+    tokens: list[list[int]] = [[] for _ in prompts]
+    for step in range(max_new_tokens):
+        nxt = pick(out.logits[:, -1, :].float(), temperature, top_p, gen)
+        for r, t in zip(alive.tolist(), nxt.tolist()):
+            tokens[r].append(t)
+        keep = ~torch.isin(nxt, eos)
+        if step == max_new_tokens - 1 or not keep.any():
+            break
+        if not keep.all():
+            rows = keep.nonzero().squeeze(1)
+            cache.batch_select_indices(rows)
+            mask, alive, nxt, next_pos = mask[rows], alive[rows], nxt[rows], next_pos[rows]
+        mask = torch.cat([mask, mask.new_ones((mask.shape[0], 1))], dim=1)
+        out = model(input_ids=nxt[:, None], attention_mask=mask, position_ids=next_pos[:, None],
+                    past_key_values=cache, use_cache=True)
+        next_pos = next_pos + 1
+    return tokens
+
+
+def eos_ids(model, tok) -> set[int]:
+    ids = model.generation_config.eos_token_id
+    ids = set(ids if isinstance(ids, list) else [ids] if ids is not None else [])
+    return ids | {tok.eos_token_id}
+
+
 @torch.inference_mode()
 def sample(model, tok, prompts: list[Messages], *, temperature: float, top_p: float, max_new_tokens: int,
            batch_size: int, seed: int, desc: str = "sampling", resume_dir=None) -> list[str]:
     """One response per prompt, in input order.
 
-    Prompts are sorted by length so a batch holds similar lengths (less padding), left-padded, and each batch
-    is seeded from (seed, batch index): the output depends on nothing but the inputs and settings.
+    Prompts are sorted by length so a batch holds similar lengths (less padding), and each batch draws from
+    its own generator seeded from (seed, batch index): the output depends on nothing but inputs and settings.
     """
     ids = prompt_ids(tok, prompts)
     order = sorted(range(len(ids)), key=lambda i: (-len(ids[i]), i))
     batches = [order[s:s + batch_size] for s in range(0, len(order), batch_size)]
-    greedy = temperature <= 0
     log = BatchLog(resume_dir, {"op": "sample", "ids": ids, "t": temperature, "p": top_p, "n": max_new_tokens,
                                 "bs": batch_size, "seed": seed, "model": _model_id(model),
                                 "adapters": _adapters_active(model)})
     done = log.load()
     out: list[str] = [""] * len(ids)
-    pad = tok.pad_token_id
+    stop = eos_ids(model, tok)
     with tqdm(total=len(ids), desc=desc, unit="prompt") as bar:
         for b, idx in enumerate(batches):
             if b not in done:
-                width = max(len(ids[i]) for i in idx)
-                input_ids = torch.full((len(idx), width), pad, dtype=torch.long)
-                mask = torch.zeros((len(idx), width), dtype=torch.long)
-                for r, i in enumerate(idx):
-                    input_ids[r, width - len(ids[i]):] = torch.tensor(ids[i])
-                    mask[r, width - len(ids[i]):] = 1
-                torch.manual_seed(seed * 100_003 + b)
-                gen = model.generate(
-                    input_ids=input_ids.to(model.device), attention_mask=mask.to(model.device),
-                    do_sample=not greedy, temperature=None if greedy else temperature,
-                    top_p=None if greedy else top_p, top_k=None, max_new_tokens=max_new_tokens, pad_token_id=pad)
-                done[b] = [tok.decode(gen[r, width:], skip_special_tokens=True).strip() for r in range(len(idx))]
+                gen = torch.Generator(device=model.device).manual_seed(seed * 100_003 + b)
+                toks = decode(model, [ids[i] for i in idx], pad_id=tok.pad_token_id, eos_ids=stop,
+                              temperature=temperature, top_p=top_p, max_new_tokens=max_new_tokens, gen=gen)
+                done[b] = [tok.decode(t, skip_special_tokens=True).strip() for t in toks]
                 log.append(b, done[b])
             for i, text in zip(idx, done[b]):
                 out[i] = text
