@@ -81,7 +81,7 @@ def decode(model, prompts: list[list[int]], *, pad_id: int, eos_ids: set[int], t
     ids, mask = ids.to(device), mask.to(device)
     pos = (mask.cumsum(-1) - 1).clamp(min=0)
     cache = DynamicCache(config=model.config)
-    out = model(input_ids=ids, attention_mask=mask, position_ids=pos, past_key_values=cache, use_cache=True,
+    out = model(input_ids=ids, attention_mask=mask, position_ids=pos, cache=cache, use_cache=True,
                 logits_to_keep=1)
     eos = torch.tensor(sorted(eos_ids), device=device)
     alive = torch.arange(len(prompts), device=device)  # original row of each row still decoding
@@ -100,7 +100,7 @@ def decode(model, prompts: list[list[int]], *, pad_id: int, eos_ids: set[int], t
             mask, alive, nxt, next_pos = mask[rows], alive[rows], nxt[rows], next_pos[rows]
         mask = torch.cat([mask, mask.new_ones((mask.shape[0], 1))], dim=1)
         out = model(input_ids=nxt[:, None], attention_mask=mask, position_ids=next_pos[:, None],
-                    past_key_values=cache, use_cache=True)
+                    cache=cache, use_cache=True)
         next_pos = next_pos + 1
     return tokens
 

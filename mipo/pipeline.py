@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import resource
 import shutil
 import time
 from pathlib import Path
@@ -80,7 +81,10 @@ def _validate(cfg: Config, task, items, max_new_tokens: int):
 def _finish(cfg: Config, stage: str, seconds: float, **extra) -> None:
     run_dir = Path(cfg.run_dir)
     shutil.rmtree(run_dir / "partial" / stage, ignore_errors=True)
-    write_json(_stamp_path(run_dir, stage), {"fingerprint": cfg.fingerprint(*STAGES[stage][0]), "seconds": seconds, **extra})
+    # ru_maxrss is the process peak: exact for a stage run alone (`mipo train`), cumulative within `mipo run`
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    write_json(_stamp_path(run_dir, stage), {"fingerprint": cfg.fingerprint(*STAGES[stage][0]), "seconds": seconds,
+                                             "peak_rss_mb": round(peak_mb), **extra})
     timings_path = run_dir / "timings.json"
     timings = json.loads(timings_path.read_text()) if timings_path.exists() else {}
     timings[stage] = seconds

@@ -81,3 +81,14 @@ def test_empty_pairs_file_is_refused(tmp_path):
     (tmp_path / "p.jsonl").write_text('{"prompt": [{"role": "user", "content": "x"}], "chosen": [], "rejected": []}\n')
     with pytest.raises(MipoError, match=r"p.jsonl:1: field 'chosen' is missing or empty"):
         pairs_dataset(tmp_path / "p.jsonl")
+
+
+def test_lora_keeps_one_copy_of_the_weights(tiny_model_dir, tmp_path):
+    model, tok = models.load(ModelArgs(name=str(tiny_model_dir)))
+    n_base = sum(p.numel() for p in model.parameters())
+    trainer = make_trainer(Config(), model, tok, pairs_dataset(write_pairs(tmp_path / "p.jsonl")), str(tmp_path / "o"))
+    assert trainer.ref_model is None  # the reference is the same weights with the adapter disabled
+    n_all = sum(p.numel() for p in trainer.model.parameters())
+    n_trainable = sum(p.numel() for p in trainer.model.parameters() if p.requires_grad)
+    assert n_all == n_base + n_trainable and n_trainable < 0.5 * n_base
+    assert not trainer.args.bf16 and not trainer.args.gradient_checkpointing  # the CPU defaults that matter

@@ -1,0 +1,83 @@
+"""Pair-generation throughput on the embedded model: mipo's sampler vs plain `model.generate`, side by side.
+
+    .venv/bin/python bench/generation.py [--prompts 64] [--max-new-tokens 64] [--rounds 3]
+
+Counts generated tokens up to and including the end-of-turn token (no padding), same prompts, same
+temperature/top_p. Prints tokens/s (median and spread over rounds), ratios, and the fraction of the compute
+limit: fp32 GEMM peak / (2 × parameters) forward tokens per second.
+"""
+from __future__ import annotations
+
+import argparse
+import time
+
+import torch
+
+from common import demo_prompts, embedded, gemm_peak_gflops, interleave, machine, save, summary
+
+from mipo.generate import decode, eos_ids, prompt_ids, sample
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--prompts", type=int, default=64)
+    ap.add_argument("--max-new-tokens", type=int, default=64)
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--temperature", type=float, default=0.7)
+    ap.add_argument("--top-p", type=float, default=0.9)
+    args = ap.parse_args()
+    model, tok = embedded()
+    prompts = demo_prompts(args.prompts)
+    ids = prompt_ids(tok, prompts)
+    stop = eos_ids(model, tok)
+    n_params = model.num_parameters()
+
+    def hf_generate(batch_size):
+        def run(r):
+            order = sorted(range(len(ids)), key=lambda i: -len(ids[i]))
+            tokens, t0 = 0, time.perf_counter()
+            torch.manual_seed(r)
+            for s in range(0, len(order), batch_size):
+                idx = order[s:s + batch_size]
+                tok.padding_side = "left"
+                enc = tok.pad({"input_ids": [ids[i] for i in idx]}, return_tensors="pt")
+                with torch.inference_mode():
+                    out = model.generate(**enc, do_sample=True, temperature=args.temperature, top_p=args.top_p,
+                                         top_k=None, max_new_tokens=args.max_new_tokens, pad_token_id=tok.pad_token_id)
+                for row in out[:, enc["input_ids"].shape[1]:].tolist():
+                    tokens += next((j + 1 for j, t in enumerate(row) if t in stop), len(row))
+            return tokens / (time.perf_counter() - t0)
+        return run
+
+    def mipo_sampler(batch_size):
+        def run(r):
+            order = sorted(range(len(ids)), key=lambda i: -len(ids[i]))
+            tokens, t0 = 0, time.perf_counter()
+            for b, s in enumerate(range(0, len(order), batch_size)):
+                gen = torch.Generator().manual_seed(r * 1000 + b)
+                out = decode(model, [ids[i] for i in order[s:s + batch_size]], pad_id=tok.pad_token_id, eos_ids=stop,
+                             temperature=args.temperature, top_p=args.top_p, max_new_tokens=args.max_new_tokens, gen=gen)
+                tokens += sum(len(t) for t in out)
+            return tokens / (time.perf_counter() - t0)
+        return run
+
+    sample(model, tok, prompts[:4], temperature=0.7, top_p=0.9, max_new_tokens=4, batch_size=4, seed=0)  # warm-up
+    peak = gemm_peak_gflops()
+    limit = peak * 1e9 / (2 * n_params)
+    fns = {"generate@16": hf_generate(16), "generate@64": hf_generate(64),
+           "mipo@16": mipo_sampler(16), "mipo@64": mipo_sampler(64)}
+    res = interleave(fns, args.rounds)
+    med = {k: sorted(v)[len(v) // 2] for k, v in res.items()}
+    print(f"machine: {machine()}; fp32 GEMM peak {peak:.1f} GFLOP/s -> compute limit {limit:.0f} tokens/s "
+          f"({n_params / 1e6:.1f}M params)")
+    print(f"{args.prompts} prompts, max_new_tokens {args.max_new_tokens}, T={args.temperature}, top_p={args.top_p}, "
+          f"{args.rounds} rounds interleaved")
+    print(f"{'engine@batch':14s} {'tokens/s':>18s} {'vs generate@16':>15s} {'of limit':>9s}")
+    for k, v in res.items():
+        print(f"{k:14s} {summary(v):>18s} {med[k] / med['generate@16']:14.2f}x {med[k] / limit:8.0%}")
+    print("results:", save("generation", {"machine": machine(), "gemm_gflops": peak, "limit_tok_s": limit,
+                                           "args": vars(args), "tok_s": res}))
+
+
+if __name__ == "__main__":
+    main()
