@@ -5,11 +5,16 @@ the pointwise mutual information between prompt and response (the rejected sampl
 """
 from __future__ import annotations
 
+import logging
 import random
+import re
+from dataclasses import replace
 
 from .config import Config
 from .io import MipoError
 from .tasks.base import Item, Task
+
+log = logging.getLogger("mipo")
 
 
 def derangement(n: int, rng: random.Random) -> list[int]:
@@ -23,13 +28,69 @@ def derangement(n: int, rng: random.Random) -> list[int]:
             return perm
 
 
+# A sentence ends at ., ! or ? (optionally followed by a closing quote or bracket) *and then whitespace*, so
+# "$3.50" or "e.g.x" do not split.
+_BOUNDARY = re.compile(r"(?<=[.!?])\s+|(?<=[.!?][\"')\]])\s+")
+
+
+def sentences(text: str) -> list[str]:
+    return [p for p in _BOUNDARY.split(text.strip()) if p.strip()]
+
+
+def drop_sentence(text: str, rng: random.Random) -> tuple[str, str] | None:
+    """The text with one sentence removed, and that sentence; None when no sentence may be dropped.
+
+    Never dropped: the last sentence and any sentence ending in "?" (the one asking the question), so the
+    corrupted prompt still asks the same thing and differs only by a piece of its premises.
+    """
+    parts = sentences(text)
+    droppable = [i for i, p in enumerate(parts[:-1]) if not p.rstrip("\"')]").endswith("?")]
+    if not droppable:
+        return None
+    k = rng.choice(droppable)
+    return " ".join(parts[:k] + parts[k + 1:]), parts[k]
+
+
+def corrupt(strategy: str, items: list[Item], seed: int) -> list[tuple[Item, dict] | None]:
+    """For strategies that need a second generation: the corrupted item for each item (None = no pair) and
+    what was changed, for the pair's `meta`."""
+    rng = random.Random(seed)
+    out: list[tuple[Item, dict] | None] = []
+    if strategy == "drop_context":
+        for it in items:
+            if not it.context:
+                raise MipoError(f"drop_context: item '{it.id}' has no user context to drop")
+            out.append((replace(it, context=None), {"negative_from": it.id}))
+    elif strategy == "drop_sentence":
+        for it in items:
+            dropped = drop_sentence(it.prompt, rng)
+            out.append(None if dropped is None else
+                       (replace(it, prompt=dropped[0]), {"negative_from": it.id, "dropped_sentence": dropped[1]}))
+    elif strategy == "other_user_context":
+        # Another user's context with the same request; "another" = a different context text, so a user with
+        # several conversations never serves as their own negative.
+        for it in items:
+            others = [o for o in items if o.context and o.context != it.context]
+            if not it.context or not others:
+                raise MipoError(f"other_user_context: item '{it.id}' needs a context and another item with a different one")
+            o = rng.choice(others)
+            out.append((replace(it, context=o.context), {"negative_from": o.id}))
+    else:
+        raise AssertionError(strategy)
+    return out
+
+
 def build_pairs(task: Task, items: list[Item], cfg: Config, sample_fn) -> list[dict]:
     """Sample responses and pair each chosen response with its negative.
 
-    `sample_fn(prompts, seed, desc) -> responses`. Strategies:
+    `sample_fn(prompts, seed, desc) -> responses`. Strategies (tasks declare which they support):
     - random_prompt: one generation per prompt; prompt i's negative is the response sampled for prompt
       perm[i] of a derangement, so a pair costs one generation, not two;
-    - drop_context: a second generation from the same request with the user context removed.
+    - drop_context: a second generation from the same request with the user context removed;
+    - drop_sentence: a second generation from the prompt with one non-question sentence removed (prompts with
+      nothing droppable give no pair);
+    - other_user_context: a second generation from the same request with another user's context.
+    With `generate.samples_per_prompt` = n every prompt gets n pairs (sample index s, seed cfg.seed + 1000 s).
     """
     strategy = cfg.task.negative or task.default_negative
     if strategy not in task.negatives:
@@ -41,17 +102,30 @@ def build_pairs(task: Task, items: list[Item], cfg: Config, sample_fn) -> list[d
         chosen = sample_fn([task.messages(it) for it in items], seed, f"chosen {s + 1}/{g.samples_per_prompt}")
         if strategy == "random_prompt":
             perm = derangement(len(items), random.Random(seed))
-            rejected, sources = [chosen[p] for p in perm], [items[p].id for p in perm]
-        else:  # drop_context
-            rejected = sample_fn([task.messages(it, with_context=False) for it in items], seed + 500,
-                                 f"negatives {s + 1}/{g.samples_per_prompt}")
-            sources = [it.id for it in items]
-        for it, c, r, src in zip(items, chosen, rejected, sources):
+            negs = [(chosen[p], {"negative_from": items[p].id}) for p in perm]
+        else:
+            corrupted = corrupt(strategy, items, seed)
+            keep = [i for i, c in enumerate(corrupted) if c is not None]
+            if not keep:
+                raise MipoError(f"{strategy}: no item has a sentence that may be dropped (all prompts are one "
+                                f"sentence or only questions)")
+            if len(keep) < len(items):
+                log.warning("%s: %d of %d prompts have nothing to drop and give no pair", strategy,
+                            len(items) - len(keep), len(items))
+            sampled = sample_fn([task.messages(corrupted[i][0]) for i in keep], seed + 500,
+                                f"negatives {s + 1}/{g.samples_per_prompt}")
+            negs = [None] * len(items)
+            for i, r in zip(keep, sampled):
+                negs[i] = (r, corrupted[i][1])
+        for it, c, neg in zip(items, chosen, negs):
+            if neg is None:
+                continue
+            r, how = neg
             rows.append({
                 "prompt": task.messages(it),
                 "chosen": [{"role": "assistant", "content": c}],
                 "rejected": [{"role": "assistant", "content": r}],
-                "meta": {"prompt_id": it.id, "negative_from": src, "strategy": strategy, "sample": s,
+                "meta": {"prompt_id": it.id, **how, "strategy": strategy, "sample": s,
                          "task": task.name, "seed": seed, "temperature": g.temperature, "top_p": g.top_p,
                          "max_new_tokens": g.max_new_tokens, "model": cfg.model.name},
             })

@@ -67,7 +67,7 @@ def generate(cfg: Config, model=None, tok=None) -> Path:
     if not _should_run(cfg, "generate"):
         return out
     t0 = time.perf_counter()
-    task = get_task(cfg.task.name)
+    task = get_task(cfg.task.name, cfg.task)
     items = task.load(cfg.task, cfg.task.train_split)
     if model is None:
         model, tok = models.load(cfg.model)
@@ -114,20 +114,23 @@ def evaluate(cfg: Config) -> Path:
     out = run_dir / "metrics.json"
     if not _should_run(cfg, "evaluate"):
         return out
-    if not (run_dir / "train").is_dir():
-        raise MipoError(f"{run_dir / 'train'}: not found; run `mipo train` first")
+    base_only = cfg.evaluate.base_only
+    if not base_only and not (run_dir / "train").is_dir():
+        raise MipoError(f"{run_dir / 'train'}: not found; run `mipo train` first (or evaluate the base model "
+                        f"alone with --evaluate.base_only true)")
     t0 = time.perf_counter()
-    task = get_task(cfg.task.name)
+    task = get_task(cfg.task.name, cfg.task)
     items = task.load(cfg.task, cfg.task.eval_split)
     base, tok = models.load(cfg.model)
-    trained, base_ctx = load_trained(cfg, base, run_dir / "train")
+    trained, base_ctx = (None, None) if base_only else load_trained(cfg, base, run_dir / "train")
     metrics, rows = run_eval(cfg, task, items, tok, base, trained, base_ctx)
     summary_path = run_dir / "train" / "train_summary.json"
-    if summary_path.exists():
+    if summary_path.exists() and not base_only:
         s = json.loads(summary_path.read_text())
         metrics["train"] = {k: s[k] for k in ("steps", "final_loss", "train_runtime_s")}
     write_jsonl(run_dir / "eval" / "responses.jsonl", rows)
     write_json(out, metrics)
+    _save_config(cfg)  # evaluate may run alone (base_only): the report reads the settings from here
     _finish(cfg, "evaluate", time.perf_counter() - t0)
     log.info("evaluate: metrics in %s, responses in %s", out, run_dir / "eval" / "responses.jsonl")
     return out
