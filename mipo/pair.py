@@ -51,16 +51,19 @@ def drop_sentence(text: str, rng: random.Random) -> tuple[str, str] | None:
     return " ".join(parts[:k] + parts[k + 1:]), parts[k]
 
 
+NO_PAIR = {"drop_context": "no user context to drop",
+           "drop_sentence": "one sentence only, or only question sentences besides the last",
+           "other_user_context": "no context of its own, or no other item with a different context"}
+
+
 def corrupt(strategy: str, items: list[Item], seed: int) -> list[tuple[Item, dict] | None]:
     """For strategies that need a second generation: the corrupted item for each item (None = no pair) and
     what was changed, for the pair's `meta`."""
     rng = random.Random(seed)
     out: list[tuple[Item, dict] | None] = []
     if strategy == "drop_context":
-        for it in items:
-            if not it.context:
-                raise MipoError(f"drop_context: item '{it.id}' has no user context to drop")
-            out.append((replace(it, context=None), {"negative_from": it.id}))
+        for it in items:  # an item without context has nothing to drop: no pair
+            out.append((replace(it, context=None), {"negative_from": it.id}) if it.context else None)
     elif strategy == "drop_sentence":
         for it in items:
             dropped = drop_sentence(it.prompt, rng)
@@ -72,7 +75,8 @@ def corrupt(strategy: str, items: list[Item], seed: int) -> list[tuple[Item, dic
         for it in items:
             others = [o for o in items if o.context and o.context != it.context]
             if not it.context or not others:
-                raise MipoError(f"other_user_context: item '{it.id}' needs a context and another item with a different one")
+                out.append(None)
+                continue
             o = rng.choice(others)
             out.append((replace(it, context=o.context), {"negative_from": o.id}))
     else:
@@ -87,9 +91,9 @@ def build_pairs(task: Task, items: list[Item], cfg: Config, sample_fn) -> list[d
     - random_prompt: one generation per prompt; prompt i's negative is the response sampled for prompt
       perm[i] of a derangement, so a pair costs one generation, not two;
     - drop_context: a second generation from the same request with the user context removed;
-    - drop_sentence: a second generation from the prompt with one non-question sentence removed (prompts with
-      nothing droppable give no pair);
+    - drop_sentence: a second generation from the prompt with one non-question sentence removed;
     - other_user_context: a second generation from the same request with another user's context.
+    Items a strategy cannot corrupt (see NO_PAIR) give no pair; a warning says how many.
     With `generate.samples_per_prompt` = n every prompt gets n pairs (sample index s, seed cfg.seed + 1000 s).
     """
     strategy = cfg.task.negative or task.default_negative
@@ -107,11 +111,10 @@ def build_pairs(task: Task, items: list[Item], cfg: Config, sample_fn) -> list[d
             corrupted = corrupt(strategy, items, seed)
             keep = [i for i, c in enumerate(corrupted) if c is not None]
             if not keep:
-                raise MipoError(f"{strategy}: no item has a sentence that may be dropped (all prompts are one "
-                                f"sentence or only questions)")
+                raise MipoError(f"{strategy}: no item can be corrupted this way ({NO_PAIR[strategy]})")
             if len(keep) < len(items):
-                log.warning("%s: %d of %d prompts have nothing to drop and give no pair", strategy,
-                            len(items) - len(keep), len(items))
+                log.warning("%s: %d of %d prompts give no pair (%s)", strategy, len(items) - len(keep), len(items),
+                            NO_PAIR[strategy])
             sampled = sample_fn([task.messages(corrupted[i][0]) for i in keep], seed + 500,
                                 f"negatives {s + 1}/{g.samples_per_prompt}")
             negs = [None] * len(items)
