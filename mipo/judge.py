@@ -76,12 +76,23 @@ def parse_winner(text: str) -> str | None:
     return "tie" if w.lower() == "tie" else w.upper()
 
 
+def check_config(e: EvalArgs) -> None:
+    """Fail before any generation or training when the judge settings cannot work."""
+    if e.judge == "none":
+        return
+    if e.judge not in ("local", "openai"):
+        raise MipoError(f"evaluate.judge: expected none, local or openai, got '{e.judge}'")
+    if not e.judge_model:
+        raise MipoError("evaluate.judge_model: required when evaluate.judge is set")
+    if e.judge == "openai" and not os.environ.get(e.judge_api_key_env) and not e.judge_base_url:
+        raise MipoError(f"evaluate.judge_api_key_env: environment variable {e.judge_api_key_env} is not set")
+
+
 class Judge:
     def __init__(self, e: EvalArgs, seed: int = 0, device: str = "auto"):
-        if e.judge not in ("local", "openai"):
-            raise MipoError(f"evaluate.judge: expected none, local or openai, got '{e.judge}'")
-        if not e.judge_model:
-            raise MipoError("evaluate.judge_model: required when evaluate.judge is set")
+        check_config(e)
+        if e.judge == "none":
+            raise MipoError("evaluate.judge: none (no judge configured)")
         self.e, self.seed, self.calls = e, seed, 0
         if e.judge == "local":
             from . import models
@@ -91,8 +102,6 @@ class Judge:
             import openai
 
             key = os.environ.get(e.judge_api_key_env)
-            if not key and not e.judge_base_url:
-                raise MipoError(f"evaluate.judge_api_key_env: environment variable {e.judge_api_key_env} is not set")
             # A self-hosted endpoint often needs no key; the client insists on one, so pass a placeholder.
             self.client = openai.OpenAI(api_key=key or "unused", base_url=e.judge_base_url)
 

@@ -114,6 +114,9 @@ def evaluate(cfg: Config) -> Path:
     out = run_dir / "metrics.json"
     if not _should_run(cfg, "evaluate"):
         return out
+    from .judge import check_config
+
+    check_config(cfg.evaluate)
     base_only = cfg.evaluate.base_only
     if not base_only and not (run_dir / "train").is_dir():
         raise MipoError(f"{run_dir / 'train'}: not found; run `mipo train` first (or evaluate the base model "
@@ -149,6 +152,9 @@ def report(cfg: Config) -> Path:
 
 def run(cfg: Config) -> Path:
     """All stages. The base model is loaded once for generate and train."""
+    from .judge import check_config
+
+    check_config(cfg.evaluate)  # a judge that cannot run should fail now, not after training
     model, tok = models.load(cfg.model)
     generate(cfg, model, tok)
     train(cfg, model, tok)
