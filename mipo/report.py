@@ -41,8 +41,11 @@ def table_rows(metrics: dict) -> list[tuple[str, ...]]:
     models, ci = metrics["models"], metrics.get("ci", {})
     base, trained = models["base"], models.get("trained")
     by_metric = metrics.get("paired", {}).get("by_metric", {})
+    # metrics.json is written with sorted keys: show the primary metric first and the descriptive rows last
+    last = ("judge_unparsed", "self_bleu4", "mean_response_chars")
+    order = sorted(base, key=lambda k: (k != metrics["primary_metric"], k in last, last.index(k) if k in last else 0))
     rows = []
-    for k in base:
+    for k in order:
         row = [LABELS.get(k, k), fmt(base[k]), fmt_ci(ci.get("base", {}).get(k))]
         if trained is not None:
             b, t = base[k], trained[k]
