@@ -12,7 +12,7 @@ from .io import MipoError
 STAGES = {
     "generate": "sample responses and build contrastive pairs (run_dir/pairs.jsonl)",
     "train": "DPO on the pairs with TRL (run_dir/train/)",
-    "evaluate": "base vs trained on held-out items (run_dir/metrics.json)",
+    "evaluate": "base vs trained (or the base alone) on held-out items (run_dir/metrics.json)",
     "report": "report.md and plot.png from metrics.json",
     "run": "all of the above",
 }
@@ -48,18 +48,20 @@ def print_summary(run_dir: Path) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from .report import table_rows
+    from .report import table_header, table_rows
 
     metrics = json.loads((run_dir / "metrics.json").read_text())
-    table = Table(title=f"mipo {metrics['task']}: base vs trained on {metrics['n_items']} held-out items")
-    for col in ("metric", "base", "trained", "Δ"):
+    what = "base vs trained" if "trained" in metrics["models"] else "base model"
+    table = Table(title=f"mipo {metrics['task']}: {what} on {metrics['n_items']} held-out items")
+    for col in table_header(metrics):
         table.add_column(col, justify="left" if col == "metric" else "right")
     for row in table_rows(metrics):
         table.add_row(*row)
     console = Console()
     console.print(table)
-    p = metrics["paired"]
-    console.print(f"trained > base on {p['metric']} for {p['share_trained_higher']:.0%} of items")
+    p = metrics.get("paired")
+    if p and p["share_trained_higher"] is not None:
+        console.print(f"trained > base on {p['metric']} for {p['share_trained_higher']:.0%} of items")
     console.print(f"run directory: {run_dir.resolve()}")
 
 

@@ -30,13 +30,20 @@ class ModelArgs:
 
 @dataclass
 class TaskArgs:
-    name: str = "personalization"  # personalization | gsm8k | svamp
-    data: str | None = None  # local JSON/JSONL or Hub dataset; None = the task's built-in/default source
+    name: str = "personalization"  # see `mipo.tasks.REGISTRY` / README tasks table
+    data: str | None = None  # local JSON/JSONL/parquet/CSV file or dir, or Hub dataset; None = the task's default
+    subset: str | None = None  # Hub config name (e.g. ARC-Easy, an MMLU subject); None = the task's default
     train_split: str = "train"
     eval_split: str = "test"
     n_train: int | None = None  # first n prompts of the train split (None = all)
     n_eval: int | None = None
     negative: str | None = None  # None = the task's default strategy
+    fewshot: int = 0  # math: number of fixed CoT exemplars as user/assistant turns (paper: 8; 0 keeps CPU demos fast)
+    # generic task: column names of the prompt set
+    prompt_field: str = "prompt"
+    context_field: str | None = None  # optional user context; rows where it is empty have none
+    id_field: str | None = None  # None = row position
+    reference_field: str | None = None  # optional reference response, used by the LLM judge
 
 
 @dataclass
@@ -70,6 +77,15 @@ class EvalArgs:
     top_p: float = 1.0
     max_new_tokens: int = 128
     batch_size: int = 32
+    base_only: bool = False  # evaluate the base model alone (no run_dir/train needed)
+    bootstrap: int = 1000  # resamples for the 95% confidence intervals (0 = none)
+    mi_negatives: int = 7  # InfoNCE MI: K other prompts each response is scored against (0 = skip)
+    judge: str = "none"  # none | local (an HF model) | openai (any OpenAI-compatible endpoint)
+    judge_model: str | None = None  # local: model name as in model.name; openai: the endpoint's model id
+    judge_base_url: str | None = None  # openai: e.g. http://localhost:8000/v1 (None = the client's default)
+    judge_api_key_env: str = "OPENAI_API_KEY"  # the key is read from this env var only, never stored
+    judge_pairwise: bool = False  # also judge each response against the reference pairwise, in both orders
+    judge_max_new_tokens: int = 256
 
 
 @dataclass

@@ -5,11 +5,16 @@ the pointwise mutual information between prompt and response (the rejected sampl
 """
 from __future__ import annotations
 
+import logging
 import random
+import re
+from dataclasses import replace
 
 from .config import Config
 from .io import MipoError
 from .tasks.base import Item, Task
+
+log = logging.getLogger("mipo")
 
 
 def derangement(n: int, rng: random.Random) -> list[int]:
@@ -31,16 +36,78 @@ def check(task: Task, items: list[Item], cfg: Config) -> str:
     if strategy == "random_prompt" and len(items) < 2:
         source = items[0].where.rsplit(":", 1)[0] if items and items[0].where else f"task {task.name}"
         raise MipoError(f"{source}: random_prompt negatives need at least 2 prompts, got {len(items)}")
+    if strategy != "random_prompt" and all(c is None for c in corrupt(strategy, items, cfg.seed)):
+        raise MipoError(f"{strategy}: no item can be corrupted this way ({NO_PAIR[strategy]})")
     return strategy
+
+
+# A sentence ends at ., ! or ? (optionally followed by a closing quote or bracket) *and then whitespace*, so
+# "$3.50" or "e.g.x" do not split.
+_BOUNDARY = re.compile(r"(?<=[.!?])\s+|(?<=[.!?][\"')\]])\s+")
+
+
+def sentences(text: str) -> list[str]:
+    return [p for p in _BOUNDARY.split(text.strip()) if p.strip()]
+
+
+def drop_sentence(text: str, rng: random.Random) -> tuple[str, str] | None:
+    """The text with one sentence removed, and that sentence; None when no sentence may be dropped.
+
+    Never dropped: the last sentence and any sentence ending in "?" (the one asking the question), so the
+    corrupted prompt still asks the same thing and differs only by a piece of its premises.
+    """
+    parts = sentences(text)
+    droppable = [i for i, p in enumerate(parts[:-1]) if not p.rstrip("\"')]").endswith("?")]
+    if not droppable:
+        return None
+    k = rng.choice(droppable)
+    return " ".join(parts[:k] + parts[k + 1:]), parts[k]
+
+
+NO_PAIR = {"drop_context": "no user context to drop",
+           "drop_sentence": "one sentence only, or only question sentences besides the last",
+           "other_user_context": "no context of its own, or no other item with a different context"}
+
+
+def corrupt(strategy: str, items: list[Item], seed: int) -> list[tuple[Item, dict] | None]:
+    """For strategies that need a second generation: the corrupted item for each item (None = no pair) and
+    what was changed, for the pair's `meta`."""
+    rng = random.Random(seed)
+    out: list[tuple[Item, dict] | None] = []
+    if strategy == "drop_context":
+        for it in items:  # an item without context has nothing to drop: no pair
+            out.append((replace(it, context=None), {"negative_from": it.id}) if it.context else None)
+    elif strategy == "drop_sentence":
+        for it in items:
+            dropped = drop_sentence(it.prompt, rng)
+            out.append(None if dropped is None else
+                       (replace(it, prompt=dropped[0]), {"negative_from": it.id, "dropped_sentence": dropped[1]}))
+    elif strategy == "other_user_context":
+        # Another user's context with the same request; "another" = a different context text, so a user with
+        # several conversations never serves as their own negative.
+        for it in items:
+            others = [o for o in items if o.context and o.context != it.context]
+            if not it.context or not others:
+                out.append(None)
+                continue
+            o = rng.choice(others)
+            out.append((replace(it, context=o.context), {"negative_from": o.id}))
+    else:
+        raise AssertionError(strategy)
+    return out
 
 
 def build_pairs(task: Task, items: list[Item], cfg: Config, sample_fn) -> list[dict]:
     """Sample responses and pair each chosen response with its negative.
 
-    `sample_fn(prompts, seed, desc) -> responses`. Strategies:
+    `sample_fn(prompts, seed, desc) -> responses`. Strategies (tasks declare which they support):
     - random_prompt: one generation per prompt; prompt i's negative is the response sampled for prompt
       perm[i] of a derangement, so a pair costs one generation, not two;
-    - drop_context: a second generation from the same request with the user context removed.
+    - drop_context: a second generation from the same request with the user context removed;
+    - drop_sentence: a second generation from the prompt with one non-question sentence removed;
+    - other_user_context: a second generation from the same request with another user's context.
+    Items a strategy cannot corrupt (see NO_PAIR) give no pair; a warning says how many.
+    With `generate.samples_per_prompt` = n every prompt gets n pairs (sample index s, seed cfg.seed + 1000 s).
     """
     strategy = check(task, items, cfg)
     g = cfg.generate
@@ -50,17 +117,29 @@ def build_pairs(task: Task, items: list[Item], cfg: Config, sample_fn) -> list[d
         chosen = sample_fn([task.messages(it) for it in items], seed, f"chosen {s + 1}/{g.samples_per_prompt}")
         if strategy == "random_prompt":
             perm = derangement(len(items), random.Random(seed))
-            rejected, sources = [chosen[p] for p in perm], [items[p].id for p in perm]
-        else:  # drop_context
-            rejected = sample_fn([task.messages(it, with_context=False) for it in items], seed + 500,
-                                 f"negatives {s + 1}/{g.samples_per_prompt}")
-            sources = [it.id for it in items]
-        for it, c, r, src in zip(items, chosen, rejected, sources):
+            negs = [(chosen[p], {"negative_from": items[p].id}) for p in perm]
+        else:
+            corrupted = corrupt(strategy, items, seed)
+            keep = [i for i, c in enumerate(corrupted) if c is not None]
+            if not keep:
+                raise MipoError(f"{strategy}: no item can be corrupted this way ({NO_PAIR[strategy]})")
+            if len(keep) < len(items):
+                log.warning("%s: %d of %d prompts give no pair (%s)", strategy, len(items) - len(keep), len(items),
+                            NO_PAIR[strategy])
+            sampled = sample_fn([task.messages(corrupted[i][0]) for i in keep], seed + 500,
+                                f"negatives {s + 1}/{g.samples_per_prompt}")
+            negs = [None] * len(items)
+            for i, r in zip(keep, sampled):
+                negs[i] = (r, corrupted[i][1])
+        for it, c, neg in zip(items, chosen, negs):
+            if neg is None:
+                continue
+            r, how = neg
             rows.append({
                 "prompt": task.messages(it),
                 "chosen": [{"role": "assistant", "content": c}],
                 "rejected": [{"role": "assistant", "content": r}],
-                "meta": {"prompt_id": it.id, "negative_from": src, "strategy": strategy, "sample": s,
+                "meta": {"prompt_id": it.id, **how, "strategy": strategy, "sample": s,
                          "task": task.name, "seed": seed, "temperature": g.temperature, "top_p": g.top_p,
                          "max_new_tokens": g.max_new_tokens, "model": cfg.model.name},
             })

@@ -103,7 +103,7 @@ def generate(cfg: Config) -> Path:
     if not _should_run(cfg, "generate"):
         return out
     t0 = time.perf_counter()
-    task = get_task(cfg.task.name)
+    task = get_task(cfg.task.name, cfg.task)
     items = task.load(cfg.task, cfg.task.train_split)
     task.load(cfg.task, cfg.task.eval_split)  # validate the held-out rows now, not after an hour of sampling
     check(task, items, cfg)
@@ -154,20 +154,26 @@ def evaluate(cfg: Config) -> Path:
     out = run_dir / "metrics.json"
     if not _should_run(cfg, "evaluate"):
         return out
-    if not (run_dir / "train").is_dir():
-        raise MipoError(f"{run_dir / 'train'}: not found; run `mipo train` first")
+    from .judge import check_config
+
+    check_config(cfg.evaluate)
+    base_only = cfg.evaluate.base_only
+    if not base_only and not (run_dir / "train").is_dir():
+        raise MipoError(f"{run_dir / 'train'}: not found; run `mipo train` first (or evaluate the base model "
+                        f"alone with --evaluate.base_only true)")
     t0 = time.perf_counter()
-    task = get_task(cfg.task.name)
+    task = get_task(cfg.task.name, cfg.task)
     items = task.load(cfg.task, cfg.task.eval_split)
     base, tok = models.load(cfg.model, _validate(cfg, task, items, cfg.evaluate.max_new_tokens))
-    trained, base_ctx = load_trained(cfg, base, run_dir / "train")
+    trained, base_ctx = (None, None) if base_only else load_trained(cfg, base, run_dir / "train")
     metrics, rows = run_eval(cfg, task, items, tok, base, trained, base_ctx, resume_dir=_partial(cfg, "evaluate"))
     summary_path = run_dir / "train" / "train_summary.json"
-    if summary_path.exists():  # no run time here: metrics.json is identical across runs with the same seed
+    if summary_path.exists() and not base_only:  # no run time here: metrics.json is identical across same-seed runs
         s = json.loads(summary_path.read_text())
         metrics["train"] = {k: s[k] for k in ("steps", "final_loss")}
     write_jsonl(run_dir / "eval" / "responses.jsonl", rows)
     write_json(out, metrics)
+    _save_config(cfg)  # evaluate may run alone (base_only): the report reads the settings from here
     _finish(cfg, "evaluate", time.perf_counter() - t0)
     log.info("evaluate: metrics in %s, responses in %s", out, run_dir / "eval" / "responses.jsonl")
     return out
@@ -186,6 +192,9 @@ def report(cfg: Config) -> Path:
 
 def run(cfg: Config) -> Path:
     """All stages, each loading what it needs (a fresh base model for training, not the sampler's)."""
+    from .judge import check_config
+
+    check_config(cfg.evaluate)  # a judge that cannot run should fail now, not after training
     generate(cfg)
     train(cfg)
     evaluate(cfg)

@@ -57,7 +57,7 @@ def test_cli_error_is_one_line_and_exit_2(tmp_path, capsys):
 def test_shipped_recipes_load():
     from pathlib import Path
 
-    recipes = sorted((Path(__file__).parents[1] / "recipes").glob("*.yaml"))
+    recipes = sorted((Path(__file__).parents[1] / "recipes").rglob("*.yaml"))
     assert recipes
     for r in recipes:
         assert isinstance(load_recipe(r), Config)

@@ -64,3 +64,57 @@ def test_unknown_strategy_is_refused(tiny):
     task = get_task("gsm8k")
     with pytest.raises(MipoError, match="unknown negative strategy 'drop_context'"):
         build_pairs(task, task.load(cfg.task, "train"), cfg, _engine(tiny, []))
+
+
+def test_drop_sentence_never_drops_the_question(tiny):
+    from mipo.pair import drop_sentence, sentences
+
+    text = "Jack had 8 marbles. His friend gave him 5 more! Is that a lot? How many marbles does Jack have now?"
+    for seed in range(20):
+        corrupted, dropped = drop_sentence(text, random.Random(seed))
+        assert dropped in ("Jack had 8 marbles.", "His friend gave him 5 more!")
+        assert corrupted.endswith("How many marbles does Jack have now?") and "Is that a lot?" in corrupted
+        assert len(sentences(corrupted)) == 3
+    assert drop_sentence("How many are left?", random.Random(0)) is None
+    assert sentences("It costs $3.50 each. Buy 2.") == ["It costs $3.50 each.", "Buy 2."]
+
+    cfg = Config(task=TaskArgs(name="svamp", data=str(FIXTURES / "svamp.jsonl"), negative="drop_sentence"))
+    task = get_task("svamp", cfg.task)
+    items = task.load(cfg.task, "train")
+    calls = []
+    pairs = build_pairs(task, items, cfg, _engine(tiny, calls))
+    assert len(pairs) == len(items)  # every SVAMP prompt is Body (>= 1 sentence) + Question
+    for p, it in zip(pairs, items):
+        m = p["meta"]
+        assert m["strategy"] == "drop_sentence" and m["negative_from"] == it.id
+        assert m["dropped_sentence"] in it.prompt and not m["dropped_sentence"].endswith("?")
+        assert p["prompt"] == task.messages(it)  # stored under the true prompt
+    bodies = [msgs[-1]["content"] for msgs in calls[1]]
+    assert all(m["dropped_sentence"] not in b for m, b in zip((p["meta"] for p in pairs), bodies))
+
+
+def test_other_user_context_keeps_request_and_swaps_user(tiny):
+    cfg = Config(task=TaskArgs(name="prism", data=str(FIXTURES / "prism"), negative="other_user_context", n_train=None))
+    cfg.generate.samples_per_prompt = 2
+    task = get_task("prism", cfg.task)
+    items = task.load(cfg.task, "train")
+    calls = []
+    pairs = build_pairs(task, items, cfg, _engine(tiny, calls))
+    assert len(pairs) == 2 * len(items) and len(calls) == 4  # n pairs per prompt: chosen + negatives per sample
+    by_id = {it.id: it for it in items}
+    for p, neg_prompt in zip(pairs[:len(items)], calls[1]):
+        it, other = by_id[p["meta"]["prompt_id"]], by_id[p["meta"]["negative_from"]]
+        assert other.context != it.context  # another user's context (same user's other conversation excluded)
+        assert neg_prompt[-1]["content"] == f"About me: {other.context}\n\n{it.prompt}"
+    assert {p["meta"]["sample"] for p in pairs} == {0, 1}
+    assert pairs[0]["meta"]["seed"] != pairs[len(items)]["meta"]["seed"]
+
+
+def test_items_without_context_give_no_drop_context_pair(tiny):
+    args = TaskArgs(name="generic", data=str(FIXTURES / "prompts.jsonl"), prompt_field="instruction",
+                    context_field="persona", id_field="uid")
+    cfg = Config(task=args)
+    task = get_task("generic", args)
+    items = task.load(args, "train") + task.load(args, "test")  # all 6; g4 has an empty persona
+    pairs = build_pairs(task, items, cfg, _engine(tiny, []))
+    assert [p["meta"]["prompt_id"] for p in pairs] == ["g1", "g2", "g3", "g5", "g6"]

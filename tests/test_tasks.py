@@ -84,3 +84,107 @@ def test_bad_rows_name_file_line_field(tmp_path):
 def test_unknown_task_suggests():
     with pytest.raises(MipoError, match="unknown task 'gsm9k'.*did you mean 'gsm8k'"):
         get_task("gsm9k")
+
+
+def test_gsm8k_fewshot_is_eight_cot_turns_ending_in_answers():
+    from mipo.tasks.math import FEWSHOT
+
+    task = get_task("gsm8k", TaskArgs(name="gsm8k", fewshot=8))
+    item = task.load(TaskArgs(name="gsm8k", data=str(FIXTURES / "gsm8k.jsonl"), fewshot=8), "train")[0]
+    msgs = task.messages(item)
+    assert len(msgs) == 1 + 16 + 1 and msgs[0]["role"] == "system" and msgs[-1]["content"] == item.prompt
+    assert [m["role"] for m in msgs[1:-1]] == ["user", "assistant"] * 8
+    # each exemplar's worked answer ends "#### N" with the right N (Wei et al. 2022's answers)
+    assert [extract_answer(a) for _, a in FEWSHOT] == ["6", "5", "39", "8", "9", "29", "33", "8"]
+    assert all(a.rsplit("\n", 1)[-1].startswith("#### ") for _, a in FEWSHOT)
+    task.args.fewshot = 0
+    assert len(task.messages(item)) == 2
+    task.args.fewshot = 9
+    with pytest.raises(MipoError, match="task.fewshot: must be between 0 and 8"):
+        task.messages(item)
+
+
+@pytest.mark.parametrize("fmt", ["parquet", "csv"])
+def test_parquet_and_csv_files_in_hub_layout(tmp_path, fmt):
+    from datasets import Dataset
+
+    rows = [json.loads(line) for line in (FIXTURES / "svamp.jsonl").read_text().splitlines()]
+    path = tmp_path / f"svamp.{fmt}"
+    getattr(Dataset.from_list(rows), f"to_{fmt}")(str(path))
+    args = TaskArgs(name="svamp", data=str(path))
+    task = get_task("svamp")
+    train, test = task.load(args, "train"), task.load(args, "test")
+    assert [it.id for it in train + test] == [r["ID"] for r in rows]
+    assert train[0].answer == "13"  # the CSV cell "13.0" is read as the number
+    # a directory of <split>.<fmt> files works too, and a bad row names file, row and field
+    (tmp_path / "d").mkdir()
+    rows[1]["Question"] = ""
+    getattr(Dataset.from_list(rows), f"to_{fmt}")(str(tmp_path / "d" / f"train.{fmt}"))
+    where = "train.csv:3" if fmt == "csv" else "train.parquet:row 2"
+    with pytest.raises(MipoError, match=rf"{where}: field 'Question' is missing or empty"):
+        task.load(TaskArgs(name="svamp", data=str(tmp_path / "d")), "train")
+
+
+def test_prism_joins_survey_and_conversations():
+    task = get_task("prism")
+    args = TaskArgs(name="prism", data=str(FIXTURES / "prism"))
+    items = task.load(args, "train") + task.load(args, "test")
+    convs = [json.loads(line) for line in (FIXTURES / "prism" / "conversations.jsonl").read_text().splitlines()]
+    survey = {json.loads(line)["user_id"]: json.loads(line)
+              for line in (FIXTURES / "prism" / "survey.jsonl").read_text().splitlines()}
+    assert [it.id for it in items] == [c["conversation_id"] for c in convs]
+    for it, c in zip(items, convs):
+        s = survey[c["user_id"]]
+        assert it.prompt == c["opening_prompt"] and s["system_string"] in it.context
+        assert ("What matters to me" in it.context) == bool(s["self_description"])  # empty answers left out
+        assert s["self_description"] in it.context
+        chosen = [t for t in c["conversation_history"] if t["role"] == "model" and t["if_chosen"]]
+        assert it.reference == chosen[0]["content"]
+    assert task.messages(items[0])[0]["content"].startswith("About me: What matters to me:")
+
+
+def test_prism_unknown_user_names_file_row_and_field(tmp_path):
+    (tmp_path / "survey.jsonl").write_text((FIXTURES / "prism" / "survey.jsonl").read_text())
+    (tmp_path / "conversations.jsonl").write_text(
+        json.dumps({"conversation_id": "x", "user_id": "ghost", "opening_prompt": "Hi"}) + "\n")
+    with pytest.raises(MipoError, match=r"conversations.jsonl:1: field 'user_id' is 'ghost', which has no row in"):
+        get_task("prism").load(TaskArgs(name="prism", data=str(tmp_path)), "test")
+
+
+def test_community_alignment_profile_and_preferred_response():
+    task = get_task("community_alignment")
+    args = TaskArgs(name="community_alignment", data=str(FIXTURES / "community_alignment.jsonl"))
+    items = task.load(args, "train")
+    rows = [json.loads(line) for line in (FIXTURES / "community_alignment.jsonl").read_text().splitlines()]
+    for it, r in zip(items, rows):
+        assert it.prompt == r["first_turn_prompt"]
+        assert it.reference == r["first_turn_" + r["first_turn_preferred_response"]]
+        assert r["annotator_country"] in it.context and r["annotator_age"] in it.context
+    assert items[1].reference.startswith("Idli")  # response_c
+
+
+def test_multifaceted_keeps_the_system_message():
+    task = get_task("multifaceted")
+    items = task.load(TaskArgs(name="multifaceted", data=str(FIXTURES / "multifaceted.jsonl")), "train")
+    row = json.loads((FIXTURES / "multifaceted.jsonl").read_text().splitlines()[0])
+    assert task.messages(items[0]) == [{"role": "system", "content": row["system"]},
+                                       {"role": "user", "content": row["prompt"]}]
+    assert task.messages(items[0], with_context=False) == [{"role": "user", "content": row["prompt"]}]
+    assert items[0].reference == row["reference_answer"]
+
+
+def test_generic_columns_from_config():
+    args = TaskArgs(name="generic", data=str(FIXTURES / "prompts.jsonl"), prompt_field="instruction",
+                    context_field="persona", id_field="uid", reference_field="gold")
+    task = get_task("generic", args)
+    items = task.load(args, "train") + task.load(args, "test")
+    assert [it.id for it in items] == ["g1", "g2", "g3", "g4", "g5", "g6"]
+    assert items[3].context is None and items[0].context.startswith("I have two toddlers")
+    assert task.primary_metric == "cond_mi" and task.default_negative == "drop_context"
+    bare = TaskArgs(name="generic", data=str(FIXTURES / "prompts.jsonl"), prompt_field="instruction")
+    task = get_task("generic", bare)
+    assert task.load(bare, "train")[0].context is None
+    assert task.primary_metric == "infonce_mi" and task.default_negative == "random_prompt"
+    wrong = TaskArgs(name="generic", data=str(FIXTURES / "prompts.jsonl"), prompt_field="question")
+    with pytest.raises(MipoError, match=r"prompts.jsonl:1: field 'question' is missing or empty"):
+        get_task("generic", wrong).load(wrong, "train")

@@ -19,6 +19,7 @@ class Item:
     prompt: str  # the request / question
     context: str | None = None  # user context (personalization); None where the task has none
     answer: str | None = None  # gold answer where the task has one
+    reference: str | None = None  # a reference response (personalization sets), compared against by the judge
     meta: dict = field(default_factory=dict)
     where: str = ""  # `file:line` it came from, for error messages
 
@@ -29,12 +30,18 @@ class Task:
     negatives: tuple[str, ...] = ("random_prompt",)
     hub_id: str | None = None  # default Hub dataset when no `data` is given
     hub_config: str | None = None
+    hub_single_split: str | None = None  # Hub sets published as one split: load it and cut it like a single file
+    args: TaskArgs  # set by get_task / load: prompts may depend on config (few-shot, column names)
+
+    def __init__(self, args: TaskArgs | None = None):
+        self.args = args or TaskArgs(name=self.name)
 
     # -- data -------------------------------------------------------------------------------------------
     def parse(self, row: dict, where: str) -> Item:
         raise NotImplementedError
 
     def load(self, args: TaskArgs, split: str) -> list[Item]:
+        self.args = args
         items = []
         for where, row in self.rows(args, split):
             items.append(self.parse(row, where))
@@ -51,23 +58,24 @@ class Task:
         return items
 
     def rows(self, args: TaskArgs, split: str) -> Iterator[tuple[str, dict]]:
-        """Rows of a split, each with where it came from (`file:line`) for error messages.
+        """Rows of a split, each with where it came from (`file:line`, `file:row N`) for error messages.
 
-        `data` may be a JSONL/JSON-lines file, a directory holding `<split>.jsonl`, or a Hub dataset name.
+        `data` may be a JSONL/JSON/parquet/CSV file (one file for every split, see `split_rows`), a directory
+        holding `<split>.jsonl|.json|.parquet|.csv`, or a Hub dataset name (config: `task.subset`).
         """
         source = args.data or self.hub_id
         if source is None:
             raise MipoError(f"task {self.name}: no data given (--task.data)")
         path = Path(source).expanduser()
         if path.is_dir():
-            path = path / f"{split}.jsonl"
-            if not path.is_file():
-                raise MipoError(f"{path}: split file not found")
-            yield from iter_jsonl(path)
-        elif path.suffix in (".jsonl", ".json") or path.exists():
-            yield from self.split_rows(list(iter_jsonl(path)), split, args)
+            found = [path / f"{split}{ext}" for ext in DATA_SUFFIXES if (path / f"{split}{ext}").is_file()]
+            if not found:
+                raise MipoError(f"{path / split}.jsonl: split file not found (also tried {', '.join(DATA_SUFFIXES[1:])})")
+            yield from read_rows(found[0])
+        elif path.suffix in DATA_SUFFIXES or path.exists():
+            yield from self.split_rows(list(read_rows(path)), split, args)
         else:
-            yield from self.hub_rows(source, split)
+            yield from self.hub_rows(source, split, args)
 
     def split_rows(self, rows: list[tuple[str, dict]], split: str, args: TaskArgs):
         """One file for every split: rows carry a `split` field, or the last 30% (in file order) are held out."""
@@ -76,15 +84,10 @@ class Task:
         cut = int(len(rows) * 0.7)
         return rows[:cut] if split == args.train_split else rows[cut:]
 
-    def hub_rows(self, name: str, split: str):
-        from datasets import load_dataset
-
-        try:
-            ds = load_dataset(name, self.hub_config, split=split)
-        except Exception as e:  # offline or unknown dataset: say which
-            raise MipoError(f"{name}: cannot load Hub dataset split '{split}' ({type(e).__name__})") from None
-        for i, row in enumerate(ds):
-            yield f"{name}[{split}][{i}]", dict(row)
+    def hub_rows(self, name: str, split: str, args: TaskArgs):
+        config = args.subset or self.hub_config
+        rows = hub_split(name, config, self.hub_single_split or split)
+        return self.split_rows(rows, split, args) if self.hub_single_split else rows
 
     # -- prompts ----------------------------------------------------------------------------------------
     def messages(self, item: Item, with_context: bool = True) -> Messages:
@@ -98,6 +101,53 @@ class Task:
         """Per-item metrics of one model's responses (floats; averaged by the evaluator)."""
         raise NotImplementedError
 
+    def summarize(self, items: list[Item], per_item: list[dict]) -> dict:
+        """Extra aggregate metrics beyond the per-item means (e.g. MMLU per subject); {} by default."""
+        return {}
+
+
+DATA_SUFFIXES = (".jsonl", ".json", ".parquet", ".csv")
+
+
+def read_rows(path: Path) -> Iterator[tuple[str, dict]]:
+    """(where, row) for a JSONL/JSON, parquet or CSV file in a Hub row layout."""
+    if path.suffix == ".json" and path.is_file() and path.read_text(encoding="utf-8").lstrip().startswith("["):
+        import json
+
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except json.JSONDecodeError as e:
+            raise MipoError(f"{path}: malformed JSON ({e.msg} at line {e.lineno})") from None
+        for i, row in enumerate(data):
+            if not isinstance(row, dict):
+                raise MipoError(f"{path}: item {i}: expected a JSON object, got {type(row).__name__}")
+            yield f"{path}:item {i}", row
+        return
+    if path.suffix not in (".parquet", ".csv"):
+        yield from iter_jsonl(path)
+        return
+    if not path.is_file():
+        raise MipoError(f"{path}: file not found")
+    from datasets import load_dataset
+
+    try:
+        ds = load_dataset(path.suffix[1:], data_files=str(path), split="train")
+    except Exception as e:  # unreadable file: say which and why, in one line
+        raise MipoError(f"{path}: cannot read {path.suffix[1:]} ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})") from None
+    for i, row in enumerate(ds):  # CSV: `file:line` (line 1 is the header); parquet: `file:row N` (from 1)
+        yield (f"{path}:{i + 2}" if path.suffix == ".csv" else f"{path}:row {i + 1}"), dict(row)
+
+
+def hub_split(name: str, config: str | None, split: str) -> list[tuple[str, dict]]:
+    from datasets import load_dataset
+
+    try:
+        ds = load_dataset(name, config, split=split)
+    except Exception as e:  # offline or unknown dataset: say which
+        what = f"{name}" + (f" ({config})" if config else "")
+        raise MipoError(f"{what}: cannot load Hub dataset split '{split}' ({type(e).__name__})") from None
+    return [(f"{name}[{split}][{i}]", dict(row)) for i, row in enumerate(ds)]
+
 
 REGISTRY: dict[str, Callable[[], Task]] = {}
 
@@ -107,11 +157,11 @@ def register(cls):
     return cls
 
 
-def get_task(name: str) -> Task:
+def get_task(name: str, args: TaskArgs | None = None) -> Task:
     if name not in REGISTRY:
         import difflib
 
         near = difflib.get_close_matches(name, list(REGISTRY), n=1)
         hint = f"; did you mean '{near[0]}'?" if near else ""
         raise MipoError(f"unknown task '{name}' (known: {', '.join(sorted(REGISTRY))}){hint}")
-    return REGISTRY[name]()
+    return REGISTRY[name](args)

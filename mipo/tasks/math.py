@@ -7,6 +7,39 @@ from ..io import MipoError, require_text
 from .base import Item, Messages, Task, register
 
 SYSTEM = "Solve the math problem step by step. Give the final answer as a number after '####'."
+
+# The 8 GSM8K chain-of-thought exemplars of Wei et al. (2022, "Chain-of-thought prompting elicits reasoning"),
+# with "The answer is N." rewritten as "#### N" so that they teach the output format the scorer reads.
+FEWSHOT = [
+    ("There are 15 trees in the grove. Grove workers will plant trees in the grove today. After they are done, "
+     "there will be 21 trees. How many trees did the grove workers plant today?",
+     "There are 15 trees originally. Then there were 21 trees after some more were planted. So there must have "
+     "been 21 - 15 = 6.\n#### 6"),
+    ("If there are 3 cars in the parking lot and 2 more cars arrive, how many cars are in the parking lot?",
+     "There are originally 3 cars. 2 more cars arrive. 3 + 2 = 5.\n#### 5"),
+    ("Leah had 32 chocolates and her sister had 42. If they ate 35, how many pieces do they have left in total?",
+     "Originally, Leah had 32 chocolates. Her sister had 42. So in total they had 32 + 42 = 74. After eating 35, "
+     "they had 74 - 35 = 39.\n#### 39"),
+    ("Jason had 20 lollipops. He gave Denny some lollipops. Now Jason has 12 lollipops. How many lollipops did "
+     "Jason give to Denny?",
+     "Jason started with 20 lollipops. Then he had 12 after giving some to Denny. So he gave Denny 20 - 12 = 8."
+     "\n#### 8"),
+    ("Shawn has five toys. For Christmas, he got two toys each from his mom and dad. How many toys does he have "
+     "now?",
+     "Shawn started with 5 toys. If he got 2 toys each from his mom and dad, then that is 4 more toys. "
+     "5 + 4 = 9.\n#### 9"),
+    ("There were nine computers in the server room. Five more computers were installed each day, from monday to "
+     "thursday. How many computers are now in the server room?",
+     "There were originally 9 computers. For each of 4 days, 5 more computers were added. So 5 * 4 = 20 "
+     "computers were added. 9 + 20 is 29.\n#### 29"),
+    ("Michael had 58 golf balls. On tuesday, he lost 23 golf balls. On wednesday, he lost 2 more. How many golf "
+     "balls did he have at the end of wednesday?",
+     "Michael started with 58 golf balls. After losing 23 on tuesday, he had 58 - 23 = 35. After losing 2 more, "
+     "he had 35 - 2 = 33 golf balls.\n#### 33"),
+    ("Olivia has $23. She bought five bagels for $3 each. How much money does she have left?",
+     "Olivia had 23 dollars. 5 bagels for 3 dollars each will be 5 x 3 = 15 dollars. So she has 23 - 15 dollars "
+     "left. 23 - 15 is 8.\n#### 8"),
+]
 _NUM = r"-?\d[\d,]*(?:\.\d+)?"
 
 
@@ -32,11 +65,15 @@ def _norm(num: str) -> str:
 
 class MathTask(Task):
     default_negative = "random_prompt"
-    negatives = ("random_prompt",)
+    negatives = ("random_prompt", "drop_sentence")
     primary_metric = "accuracy"
 
     def messages(self, item: Item, with_context: bool = True) -> Messages:
-        return [{"role": "system", "content": SYSTEM}, {"role": "user", "content": item.prompt}]
+        k = self.args.fewshot
+        if not 0 <= k <= len(FEWSHOT):
+            raise MipoError(f"task.fewshot: must be between 0 and {len(FEWSHOT)}, got {k}")
+        shots = [m for q, a in FEWSHOT[:k] for m in ({"role": "user", "content": q}, {"role": "assistant", "content": a})]
+        return [{"role": "system", "content": SYSTEM}, *shots, {"role": "user", "content": item.prompt}]
 
     def score(self, items, responses, base_scorer):
         out = []
@@ -69,6 +106,11 @@ class SVAMP(MathTask):
     def parse(self, row, where):
         body, question = require_text(row, "Body", where), require_text(row, "Question", where)
         answer = row.get("Answer")
+        if isinstance(answer, str):  # CSV cells are strings
+            try:
+                answer = float(answer)
+            except ValueError:
+                pass
         if not isinstance(answer, (int, float)) or isinstance(answer, bool):
             raise MipoError(f"{where}: field 'Answer' is missing or not a number")
         return Item(id=require_text(row, "ID", where), prompt=f"{body.strip()} {question.strip()}",

@@ -1,0 +1,103 @@
+"""Multiple choice (ARC-Easy, ARC-Challenge, MMLU), zero-shot. Negative: the response to a random other question."""
+from __future__ import annotations
+
+import re
+from collections import defaultdict
+from statistics import fmean
+
+from ..io import MipoError, require_text
+from .base import Item, Messages, Task, register
+
+INSTRUCTION = ('Answer the multiple choice question. You may reason briefly first; end your response with '
+               '"The answer is: X", where X is the label of the correct choice.')
+MARKER = "the answer is"
+
+
+def extract_choice(text: str, labels: list[str]) -> str | None:
+    """The first standalone choice label after the LAST "the answer is" (case-insensitive); None if none.
+
+    Labels match case-sensitively and only as whole tokens, so the article "a" or the "A" inside "ARC" never
+    count as choice A.
+    """
+    at = text.lower().rfind(MARKER)
+    if at < 0:
+        return None
+    alts = "|".join(re.escape(label) for label in sorted(labels, key=len, reverse=True))
+    m = re.search(rf"(?<![A-Za-z0-9])({alts})(?![A-Za-z0-9])", text[at + len(MARKER):])
+    return m.group(1) if m else None
+
+
+def format_question(question: str, labels: list[str], texts: list[str]) -> str:
+    return question.strip() + "\n\n" + "\n".join(f"{label}. {t}" for label, t in zip(labels, texts))
+
+
+class ChoiceTask(Task):
+    default_negative = "random_prompt"
+    negatives = ("random_prompt",)
+    primary_metric = "accuracy"
+
+    def messages(self, item: Item, with_context: bool = True) -> Messages:
+        return [{"role": "user", "content": f"{INSTRUCTION}\n\n{item.prompt}"}]
+
+    def score(self, items, responses, base_scorer):
+        out = []
+        for it, resp in zip(items, responses):
+            pred = extract_choice(resp, it.meta["labels"])
+            # An answer that cannot be parsed is wrong (and counted in `parsed`), never dropped.
+            out.append({"accuracy": float(pred == it.answer), "parsed": float(pred is not None)})
+        return out
+
+
+class ARC(ChoiceTask):
+    hub_id = "allenai/ai2_arc"
+
+    def parse(self, row, where):
+        question = require_text(row, "question", where)
+        choices = row.get("choices")
+        if not isinstance(choices, dict) or not choices.get("text") or not choices.get("label"):
+            raise MipoError(f"{where}: field 'choices' must hold non-empty 'text' and 'label' lists")
+        labels, texts = [str(x) for x in choices["label"]], [str(x) for x in choices["text"]]
+        if len(labels) != len(texts) or len(set(labels)) != len(labels):
+            raise MipoError(f"{where}: field 'choices' has {len(texts)} texts for labels {labels}")
+        key = require_text(row, "answerKey", where).strip()
+        if key not in labels:  # some ARC rows use digits 1-4 for both key and labels; they must agree
+            raise MipoError(f"{where}: field 'answerKey' is '{key}', not one of the labels {labels}")
+        return Item(id=require_text(row, "id", where), prompt=format_question(question, labels, texts), answer=key,
+                    meta={"labels": labels})
+
+
+@register
+class ARCEasy(ARC):
+    name, hub_config = "arc_easy", "ARC-Easy"
+
+
+@register
+class ARCChallenge(ARC):
+    name, hub_config = "arc_challenge", "ARC-Challenge"
+
+
+@register
+class MMLU(ChoiceTask):
+    name, hub_id, hub_config = "mmlu", "cais/mmlu", "all"
+
+    def parse(self, row, where):
+        question = require_text(row, "question", where)
+        choices = row.get("choices")
+        if not isinstance(choices, list) or not choices:
+            raise MipoError(f"{where}: field 'choices' is missing or not a list")
+        labels = [chr(ord("A") + i) for i in range(len(choices))]
+        answer = row.get("answer")
+        if isinstance(answer, str) and answer.strip().isdigit():  # CSV cells are strings
+            answer = int(answer)
+        if not isinstance(answer, int) or isinstance(answer, bool) or not 0 <= answer < len(choices):
+            raise MipoError(f"{where}: field 'answer' must be an index 0-{len(choices) - 1}, got {answer!r}")
+        return Item(id=str(row.get("id") or where), prompt=format_question(question, labels, [str(c) for c in choices]),
+                    answer=labels[answer], meta={"labels": labels, "subject": str(row.get("subject") or "unknown")})
+
+    def summarize(self, items, per_item):
+        # micro accuracy = the per-item mean (the `accuracy` row); macro = mean of per-subject accuracies
+        by: dict[str, list[float]] = defaultdict(list)
+        for it, d in zip(items, per_item):
+            by[it.meta["subject"]].append(d["accuracy"])
+        subjects = {s: {"accuracy": fmean(v), "n": len(v)} for s, v in sorted(by.items())}
+        return {"macro_accuracy": fmean(s["accuracy"] for s in subjects.values()), "by_subject": subjects}
