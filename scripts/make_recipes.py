@@ -56,9 +56,13 @@ def recipe(short: str, model: str, task: str) -> tuple[str, dict]:
     }
     extra = ""
     if task in JUDGED:
-        cfg["evaluate"].update({"judge": "openai", "judge_model": "gpt-4o", "judge_api_key_env": "OPENAI_API_KEY"})
-        extra = ("# Judge: any OpenAI-compatible endpoint (set evaluate.judge_base_url for a self-hosted one) or a\n"
-                 "# local model (evaluate.judge local); the key is read from $OPENAI_API_KEY only.\n")
+        # The paper judged with Qwen2.5-14B-Instruct (and Llama-3-8B-Instruct): served here by any
+        # OpenAI-compatible server, e.g. `vllm serve Qwen/Qwen2.5-14B-Instruct --port 8001`.
+        cfg["evaluate"].update({"judge": "openai", "judge_model": "Qwen/Qwen2.5-14B-Instruct",
+                                "judge_base_url": "http://localhost:8001/v1", "judge_api_key_env": "OPENAI_API_KEY"})
+        extra = ("# Judge: Qwen2.5-14B-Instruct as in the paper, on an OpenAI-compatible server (vllm serve\n"
+                 "# Qwen/Qwen2.5-14B-Instruct --port 8001), or a local model (evaluate.judge local); a key, if the server\n"
+                 "# needs one, is read from $OPENAI_API_KEY only.\n")
     if short == "qwen2.5-7b":
         extra += ("# A 7B full fine-tune with a reference copy needs more than one 80 GB GPU's memory; mipo runs in\n"
                   "# one process: use train.lora true here, or a multi-GPU launcher outside mipo.\n")
