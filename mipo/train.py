@@ -146,7 +146,8 @@ def train(cfg: Config, model, tok, pairs_path: Path, out_dir: Path) -> dict:
     sharded = trainer.is_deepspeed_enabled or trainer.is_fsdp_enabled
     if cfg.train.lora:
         save_model(trainer, out_dir / "adapter")
-        log.info("adapter written to %s", out_dir / "adapter")
+        if acc.is_main_process:
+            log.info("adapter written to %s", out_dir / "adapter")
         if cfg.train.merge and acc.is_main_process:
             if sharded:  # the in-memory weights are shards: merge the saved adapter into a fresh base instead
                 merge_from_disk(cfg, out_dir / "adapter", out_dir / "merged")
@@ -159,7 +160,8 @@ def train(cfg: Config, model, tok, pairs_path: Path, out_dir: Path) -> dict:
         acc.wait_for_everyone()
     else:
         save_model(trainer, out_dir / "model")
-        log.info("model written to %s", out_dir / "model")
+        if acc.is_main_process:
+            log.info("model written to %s", out_dir / "model")
     history = [h for h in trainer.state.log_history if "loss" in h]
     if acc.is_main_process:
         shutil.rmtree(ckpt_dir, ignore_errors=True)  # the final weights are saved; checkpoints only served resumption
