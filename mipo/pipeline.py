@@ -118,6 +118,8 @@ def generate(cfg: Config) -> Path:
     write_jsonl(out, pairs)
     _finish(cfg, "generate", time.perf_counter() - t0, n_pairs=len(pairs))
     log.info("generate: %d pairs written to %s", len(pairs), out)
+    if getattr(engine, "stats", None):
+        log.info("generate: %s engine %s", engine.name, engine.stats)
     return out
 
 

@@ -264,6 +264,21 @@ def test_greedy_sends_temperature_zero_and_no_top_p(monkeypatch):
     assert body["temperature"] == 0.0 and "top_p" not in body
 
 
+def test_fingerprint_ignores_how_outputs_are_obtained_not_what_they_are():
+    base = Config()
+    fp = base.fingerprint("task", "generate")
+    c = Config()
+    c.generate.base_url, c.generate.max_concurrency, c.generate.api_model = "http://x:1/v1", 99, "ignored-for-hf"
+    assert c.fingerprint("task", "generate") == fp  # engine hf: the engine fields are left out entirely
+    c.generate.engine = "openai"
+    fp_openai = c.fingerprint("task", "generate")
+    assert fp_openai != fp
+    c.generate.base_url, c.generate.max_concurrency, c.generate.timeout_s, c.generate.max_retries = "http://y/v1", 1, 5, 0
+    assert c.fingerprint("task", "generate") == fp_openai  # another server address, concurrency, retries: same run
+    c.generate.api_model = "other-model"
+    assert c.fingerprint("task", "generate") != fp_openai
+
+
 def test_request_seed_depends_on_run_seed_and_index():
     seeds = {request_seed(s, i) for s in (0, 1, 1000) for i in range(100)}
     assert len(seeds) == 300 and all(0 <= x < 2**31 for x in seeds)
