@@ -26,7 +26,7 @@ def main(argv: list[str] | None = None) -> int:
         add_config_flags(sub.add_parser(name, help=help_, description=help_))
     ns = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s mipo %(levelname)s %(message)s", datefmt="%H:%M:%S")
-    for noisy in ("httpx", "urllib3", "filelock"):
+    for noisy in ("httpx", "httpx2", "openai", "urllib3", "filelock"):  # one line per HTTP request otherwise
         logging.getLogger(noisy).setLevel(logging.WARNING)
     try:
         cfg = config_from_args(ns)

@@ -53,6 +53,24 @@ class GenerateArgs:
     max_new_tokens: int = 128
     samples_per_prompt: int = 1
     batch_size: int = 32
+    # Engine (mipo/engines.py): hf = in-process transformers; openai = any OpenAI-compatible server (vLLM serve,
+    # SGLang, TGI, llama.cpp server, Ollama, transformers serve); vllm = in-process vLLM (optional extra).
+    engine: str = "hf"
+    base_url: str | None = None  # openai: e.g. http://localhost:8000/v1
+    api_model: str | None = None  # openai: the served model name; None = the server's only model
+    api_key_env: str = "OPENAI_API_KEY"  # openai: NAME of the env var holding the key (the key is never stored)
+    max_concurrency: int = 16  # openai: requests in flight
+    timeout_s: float = 600.0  # openai: per request
+    max_retries: int = 8  # openai: on 408/409/429/5xx/connection errors, exponential backoff (1 s doubling, cap 30 s)
+    tensor_parallel_size: int = 1  # vllm
+    gpu_memory_utilization: float = 0.9  # vllm
+
+
+# How outputs are obtained, not what they are: left out of fingerprints, so a server restarted on another port or
+# run with more concurrency resumes the same run. The engine fields are left out entirely for the default engine.
+OPERATIONAL = {"generate": ("base_url", "api_key_env", "max_concurrency", "timeout_s", "max_retries",
+                            "tensor_parallel_size", "gpu_memory_utilization")}
+ENGINE_ONLY = {"generate": ("engine", "api_model")}
 
 
 @dataclass
@@ -106,6 +124,11 @@ class Config:
         """Hash of the named sections (plus model and seed): stored beside an artifact to detect stale reuse."""
         d = self.to_dict()
         keep = {k: d[k] for k in ("model", "seed", *sections)}
+        for section, names in OPERATIONAL.items():
+            if section in keep:
+                keep[section] = {k: v for k, v in keep[section].items() if k not in names}
+                if keep[section].get("engine") == "hf":
+                    keep[section] = {k: v for k, v in keep[section].items() if k not in ENGINE_ONLY[section]}
         return hashlib.sha256(json.dumps(keep, sort_keys=True).encode()).hexdigest()[:16]
 
 

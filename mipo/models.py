@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import importlib.util
 import logging
+import os
 from pathlib import Path
 
 import torch
@@ -83,6 +84,8 @@ def resolve(args: ModelArgs) -> str:
 def pick_device(device: str) -> torch.device:
     if device != "auto":
         return torch.device(device)
+    if torch.cuda.is_available() and os.environ.get("LOCAL_RANK") is not None:
+        return torch.device("cuda", int(os.environ["LOCAL_RANK"]))  # accelerate launch/torchrun: one GPU per process
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 

@@ -17,6 +17,7 @@ import yaml
 
 from . import models
 from .config import Config
+from .distributed import is_main, single_process_only
 from .io import MipoError, write_json, write_jsonl, write_text
 from .tasks import get_task
 
@@ -96,10 +97,11 @@ def _save_config(cfg: Config) -> None:
 
 
 def generate(cfg: Config) -> Path:
-    from . import generate as engine
+    from .engines import make_engine
     from .pair import build_pairs, check
 
     run_dir, out = Path(cfg.run_dir), Path(cfg.run_dir) / "pairs.jsonl"
+    single_process_only("generate")
     if not _should_run(cfg, "generate"):
         return out
     t0 = time.perf_counter()
@@ -108,11 +110,11 @@ def generate(cfg: Config) -> Path:
     task.load(cfg.task, cfg.task.eval_split)  # validate the held-out rows now, not after an hour of sampling
     check(task, items, cfg)
     g = cfg.generate
-    model, tok = models.load(cfg.model, _validate(cfg, task, items, g.max_new_tokens))
+    engine = make_engine(cfg, _validate(cfg, task, items, g.max_new_tokens))  # generate.engine: hf | openai | vllm
     partial = _partial(cfg, "generate")
 
     def sample_fn(prompts, seed, desc):
-        return engine.sample(model, tok, prompts, temperature=g.temperature, top_p=g.top_p, max_new_tokens=g.max_new_tokens,
+        return engine.sample(prompts, temperature=g.temperature, top_p=g.top_p, max_new_tokens=g.max_new_tokens,
                              batch_size=g.batch_size, seed=seed, desc=desc, resume_dir=partial)
 
     pairs = build_pairs(task, items, cfg, sample_fn)
@@ -120,6 +122,8 @@ def generate(cfg: Config) -> Path:
     write_jsonl(out, pairs)
     _finish(cfg, "generate", time.perf_counter() - t0, n_pairs=len(pairs))
     log.info("generate: %d pairs written to %s", len(pairs), out)
+    if getattr(engine, "stats", None):
+        log.info("generate: %s engine %s", engine.name, engine.stats)
     return out
 
 
@@ -135,11 +139,14 @@ def train(cfg: Config) -> Path:
         raise MipoError(f"{pairs}: not found; run `mipo generate` first")
     t0 = time.perf_counter()
     model, tok = models.load(cfg.model)
-    if cfg.overwrite:
-        shutil.rmtree(out / "checkpoints", ignore_errors=True)
-    shutil.rmtree(run_dir / "partial" / "evaluate", ignore_errors=True)  # responses of an older trained model
+    if is_main():  # under `accelerate launch` every process trains; only rank 0 writes the run directory
+        if cfg.overwrite:
+            shutil.rmtree(out / "checkpoints", ignore_errors=True)
+        shutil.rmtree(run_dir / "partial" / "evaluate", ignore_errors=True)  # responses of an older trained model
     model.train()
     summary = run_train(cfg, model, tok, pairs, out)
+    if not is_main():
+        return out
     _save_config(cfg)
     write_json(out / "train_summary.json", summary)
     _finish(cfg, "train", time.perf_counter() - t0, steps=summary["steps"])
@@ -152,6 +159,7 @@ def evaluate(cfg: Config) -> Path:
 
     run_dir = Path(cfg.run_dir)
     out = run_dir / "metrics.json"
+    single_process_only("evaluate")
     if not _should_run(cfg, "evaluate"):
         return out
     from .judge import check_config

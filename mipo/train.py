@@ -1,8 +1,10 @@
 """DPO on the pairs with TRL's DPOTrainer; reference = the base model."""
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
+import os
 import shutil
 from pathlib import Path
 
@@ -63,17 +65,19 @@ def make_trainer(cfg: Config, model, tok, dataset, output_dir: str, ref_model=No
         processing_class=tok, peft_config=lora_config(cfg) if cfg.train.lora else None)
 
 
-def last_checkpoint(ckpt_dir: Path, fingerprint: str) -> str | None:
+def last_checkpoint(ckpt_dir: Path, fingerprint: str, clean: bool = True) -> str | None:
     """The newest complete checkpoint written under this config, or None.
 
     The HF Trainer writes a checkpoint in place and trainer_state.json last, so a checkpoint without a readable
-    trainer_state.json was cut by a crash: it is deleted. Checkpoints of another config are wiped.
+    trainer_state.json was cut by a crash: it is deleted. Checkpoints of another config are wiped. With
+    `clean=False` (the other processes of a multi-process run, after rank 0 cleaned) nothing is touched.
     """
     stamp = ckpt_dir / "fingerprint"
-    if ckpt_dir.exists() and (not stamp.exists() or stamp.read_text() != fingerprint):
-        shutil.rmtree(ckpt_dir)
-    ckpt_dir.mkdir(parents=True, exist_ok=True)
-    stamp.write_text(fingerprint)
+    if clean:
+        if ckpt_dir.exists() and (not stamp.exists() or stamp.read_text() != fingerprint):
+            shutil.rmtree(ckpt_dir)
+        ckpt_dir.mkdir(parents=True, exist_ok=True)
+        stamp.write_text(fingerprint)
     ckpts = sorted((p for p in ckpt_dir.glob("checkpoint-*") if p.name.split("-")[-1].isdigit()),
                    key=lambda p: int(p.name.split("-")[-1]), reverse=True)
     for p in ckpts:
@@ -81,39 +85,87 @@ def last_checkpoint(ckpt_dir: Path, fingerprint: str) -> str | None:
             json.loads((p / "trainer_state.json").read_text())
             return str(p)
         except (OSError, json.JSONDecodeError):
-            log.warning("deleting incomplete checkpoint %s", p)
-            shutil.rmtree(p)
+            if clean:
+                log.warning("deleting incomplete checkpoint %s", p)
+                shutil.rmtree(p)
     return None
 
 
+def save_model(trainer, final: Path) -> None:
+    """trainer.save_model into `final`, atomically; call it on every process.
+
+    Under DeepSpeed ZeRO-3 or FSDP the weights are sharded, and save_model gathers them (a collective) and writes
+    on the main process only; a plain policy.save_pretrained there would write the local shard. LoRA: the adapter.
+    """
+    acc = trainer.accelerator
+    tmp = final.parent / f".{final.name}.saving"
+    if acc.is_main_process:
+        shutil.rmtree(tmp, ignore_errors=True)
+    acc.wait_for_everyone()
+    trainer.save_model(str(tmp))
+    acc.wait_for_everyone()
+    if acc.is_main_process:
+        (tmp / "training_args.bin").unlink(missing_ok=True)  # a pickle of the Trainer's args, not needed
+        if final.exists():
+            shutil.rmtree(final)
+        os.replace(tmp, final)
+    acc.wait_for_everyone()
+
+
+def merge_from_disk(cfg: Config, adapter_dir: Path, out: Path) -> None:
+    """Merge a saved LoRA adapter into a fresh copy of the base model (on CPU) and write it to `out`."""
+    from peft import PeftModel
+
+    from . import models
+
+    base, tok = models.load(dataclasses.replace(cfg.model, device="cpu"))
+    merged = PeftModel.from_pretrained(base, str(adapter_dir)).merge_and_unload()
+    with atomic_path(out) as tmp:
+        merged.save_pretrained(tmp, safe_serialization=True)
+        tok.save_pretrained(tmp)
+
+
 def train(cfg: Config, model, tok, pairs_path: Path, out_dir: Path) -> dict:
-    """Train and save: LoRA adapter in `out_dir/adapter` (+ `out_dir/merged` on request) or the full model."""
+    """Train and save: LoRA adapter in `out_dir/adapter` (+ `out_dir/merged` on request) or the full model.
+
+    Runs unchanged under `accelerate launch` (DDP, DeepSpeed, FSDP): every process trains, only the main process
+    writes files. Every process returns the same summary.
+    """
     dataset = pairs_dataset(pairs_path)
     ckpt_dir = out_dir / "checkpoints"
-    resume = last_checkpoint(ckpt_dir, cfg.fingerprint("task", "generate", "train"))
     trainer = make_trainer(cfg, model, tok, dataset, str(ckpt_dir))
+    acc = trainer.accelerator
+    fingerprint = cfg.fingerprint("task", "generate", "train")
+    if acc.is_main_process:
+        last_checkpoint(ckpt_dir, fingerprint)  # wipe stale and incomplete checkpoints once, on rank 0
+    acc.wait_for_everyone()
+    resume = last_checkpoint(ckpt_dir, fingerprint, clean=False)
     if resume:
         log.info("resuming training from %s", resume)
     result = trainer.train(resume_from_checkpoint=resume)
-    policy = trainer.model
+    sharded = trainer.is_deepspeed_enabled or trainer.is_fsdp_enabled
     if cfg.train.lora:
-        with atomic_path(out_dir / "adapter") as tmp:
-            policy.save_pretrained(tmp)
-            tok.save_pretrained(tmp)
-        log.info("adapter written to %s", out_dir / "adapter")
-        if cfg.train.merge:
-            merged = policy.merge_and_unload()
-            with atomic_path(out_dir / "merged") as tmp:
-                merged.save_pretrained(tmp, safe_serialization=True)
-                tok.save_pretrained(tmp)
+        save_model(trainer, out_dir / "adapter")
+        if acc.is_main_process:
+            log.info("adapter written to %s", out_dir / "adapter")
+        if cfg.train.merge and acc.is_main_process:
+            if sharded:  # the in-memory weights are shards: merge the saved adapter into a fresh base instead
+                merge_from_disk(cfg, out_dir / "adapter", out_dir / "merged")
+            else:
+                merged = trainer.model.merge_and_unload()
+                with atomic_path(out_dir / "merged") as tmp:
+                    merged.save_pretrained(tmp, safe_serialization=True)
+                    tok.save_pretrained(tmp)
             log.info("merged model written to %s", out_dir / "merged")
+        acc.wait_for_everyone()
     else:
-        with atomic_path(out_dir / "model") as tmp:
-            policy.save_pretrained(tmp, safe_serialization=True)
-            tok.save_pretrained(tmp)
-        log.info("model written to %s", out_dir / "model")
+        save_model(trainer, out_dir / "model")
+        if acc.is_main_process:
+            log.info("model written to %s", out_dir / "model")
     history = [h for h in trainer.state.log_history if "loss" in h]
-    shutil.rmtree(ckpt_dir, ignore_errors=True)  # the final weights are saved; checkpoints only served resumption
+    if acc.is_main_process:
+        shutil.rmtree(ckpt_dir, ignore_errors=True)  # the final weights are saved; checkpoints only served resumption
+    acc.wait_for_everyone()
     return {"train_runtime_s": result.metrics.get("train_runtime"), "steps": trainer.state.global_step,
             "resumed_from": resume, "final_loss": history[-1]["loss"] if history else None,
-            "log_history": trainer.state.log_history}
+            "num_processes": acc.num_processes, "log_history": trainer.state.log_history}
