@@ -5,8 +5,8 @@ counted by re-tokenising the responses with the model's tokenizer, so both engin
 runs with --continuous-batching (concurrent requests are batched); --plain also measures it without, where it
 generates one request at a time.
 
-    .venv/bin/python scripts/bench_engines.py                      # embedded SmolLM2-135M-Instruct, 32 prompts
-    .venv/bin/python scripts/bench_engines.py --model /path/to/dir --prompts 64 --max-new-tokens 128 --plain
+    .venv/bin/python bench/engines.py                      # embedded SmolLM2-135M-Instruct, 32 prompts
+    .venv/bin/python bench/engines.py --model /path/to/dir --prompts 64 --max-new-tokens 128 --plain
 
 The CPU of a shared machine makes the numbers move between runs; compare engines within one run.
 """
