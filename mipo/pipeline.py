@@ -6,6 +6,7 @@ them unless `overwrite` is set.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import resource
@@ -138,7 +139,9 @@ def train(cfg: Config) -> Path:
     if not pairs.exists():
         raise MipoError(f"{pairs}: not found; run `mipo generate` first")
     t0 = time.perf_counter()
-    model, tok = models.load(cfg.model)
+    # Full fine-tuning keeps fp32 master weights (TRL's bf16 flag then autocasts the compute): updates of lr 5e-7
+    # vanish when added to bf16 weights. LoRA trains fp32 adapters on a frozen base, which may stay in bf16.
+    model, tok = models.load(cfg.model if cfg.train.lora else dataclasses.replace(cfg.model, dtype="float32"))
     if is_main():  # under `accelerate launch` every process trains; only rank 0 writes the run directory
         if cfg.overwrite:
             shutil.rmtree(out / "checkpoints", ignore_errors=True)

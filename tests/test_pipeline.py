@@ -2,6 +2,7 @@
 import json
 
 import pytest
+import torch
 
 from mipo.cli import main
 
@@ -49,11 +50,15 @@ def test_same_seed_same_bytes(tiny_model_dir, tmp_path):
 def test_math_run_full_finetune(tiny_model_dir, tmp_path):
     run_dir = tmp_path / "run"
     assert main(["run", *flags(tiny_model_dir, run_dir, "--task.name", "svamp", "--task.data",
-                               str(FIXTURES / "svamp.jsonl"), "--train.lora", "false")]) == 0
+                               str(FIXTURES / "svamp.jsonl"), "--train.lora", "false",
+                               "--model.dtype", "bfloat16")]) == 0
     metrics = check_run_dir(run_dir, n_pairs=7)
     assert metrics["primary_metric"] == "accuracy"
     assert 0.0 <= metrics["models"]["trained"]["accuracy"] <= 1.0
-    assert (run_dir / "train" / "model" / "model.safetensors").is_file()
+    from safetensors.torch import load_file
+
+    weights = load_file(run_dir / "train" / "model" / "model.safetensors")
+    assert all(w.dtype == torch.float32 for w in weights.values())  # full fine-tune: fp32 master weights
     pairs = [json.loads(line) for line in (run_dir / "pairs.jsonl").read_text().splitlines()]
     assert all(p["meta"]["strategy"] == "random_prompt" for p in pairs)
 
