@@ -25,9 +25,10 @@ def dpo_config(cfg: Config, output_dir: str, on_cuda: bool):
         beta=t.beta, learning_rate=t.learning_rate, num_train_epochs=t.epochs,
         per_device_train_batch_size=t.batch_size, gradient_accumulation_steps=t.grad_accum,
         max_length=t.max_length, seed=cfg.seed, data_seed=cfg.seed,
-        # TRL defaults to bf16 + gradient checkpointing. On CPU bf16 GEMM is ~270x slower than fp32 and
-        # checkpointing only trades compute for memory we have: use fp32 and no checkpointing there.
-        bf16=on_cuda and torch.cuda.is_bf16_supported(), fp16=False, gradient_checkpointing=on_cuda and not t.lora,
+        # TRL defaults to bf16 + gradient checkpointing. On CPU bf16 GEMM is ~270x slower than fp32: fp32 there.
+        # Checkpointing stays on: measured on the 2-core CPU (bench/training.py, LoRA, 135M) it ran 68 tokens/s
+        # against 58 without; the smaller activation footprint costs fewer page faults than the recompute.
+        bf16=on_cuda and torch.cuda.is_bf16_supported(), fp16=False, gradient_checkpointing=True,
         use_cpu=not on_cuda, lr_scheduler_type="linear", warmup_steps=0,
         logging_steps=1, save_strategy="steps", save_steps=t.save_steps, save_total_limit=2,
         report_to="none", disable_tqdm=False,

@@ -91,4 +91,4 @@ def test_lora_keeps_one_copy_of_the_weights(tiny_model_dir, tmp_path):
     n_all = sum(p.numel() for p in trainer.model.parameters())
     n_trainable = sum(p.numel() for p in trainer.model.parameters() if p.requires_grad)
     assert n_all == n_base + n_trainable and n_trainable < 0.5 * n_base
-    assert not trainer.args.bf16 and not trainer.args.gradient_checkpointing  # the CPU defaults that matter
+    assert not trainer.args.bf16  # bf16 GEMM on CPU is ~270x slower than fp32
