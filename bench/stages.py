@@ -64,9 +64,11 @@ def main():
                        for p in pairs)
     rows = read_jsonl(run_dir / "eval" / "responses.jsonl")
     eval_tokens = sum(count(r["prompt"], r[m]) for r in rows for m in ("base", "trained"))
+    # evaluate, per response of each model: its generation, log p under the full and the bare prompt (cond. MI),
+    # and under its own + K other prompts (InfoNCE)
+    passes = 1 + 2 + (cfg.evaluate.mi_negatives + 1 if cfg.evaluate.mi_negatives else 0)
     bounds = {"generate": 2 * n * gen_tokens / peak, "train": 6 * n * train_tokens / peak,
-              # generation of both models + log p under full and bare prompts for both models' responses
-              "evaluate": 2 * n * eval_tokens * 3 / peak}
+              "evaluate": 2 * n * eval_tokens * passes / peak}
     print(f"machine: {machine()}; fp32 GEMM peak {peak / 1e9:.1f} GFLOP/s; model {n / 1e6:.1f}M params")
     print(f"{'stage':10s} {'wall s':>8s} {'bound s':>8s} {'bound/wall':>10s} {'peak RSS MB':>12s}")
     for s, (wall, rss) in times.items():
