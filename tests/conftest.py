@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from pathlib import Path
 
 import pytest
@@ -89,3 +90,12 @@ def check_run_dir(run_dir: Path, n_pairs: int) -> dict:
         for value in metrics["models"][name].values():
             assert (f"{value:.4f}" if value is not None else "n/a") in report
     return metrics
+
+
+def wait_until(ready, proc, timeout: float = 240) -> None:
+    """Poll until `ready()` holds while `proc` (a running `mipo`) is still alive; fail if it ends first."""
+    t0 = time.time()
+    while not ready():
+        assert proc.poll() is None, f"mipo finished early: {proc.stderr.read()[-2000:]}"
+        assert time.time() - t0 < timeout
+        time.sleep(0.05)

@@ -18,7 +18,7 @@ from mipo.config import Config
 from mipo.engines import OpenAIEngine, VLLMEngine, make_engine, request_seed, vllm_sampling_kwargs
 from mipo.io import MipoError
 
-from .conftest import FIXTURES
+from .conftest import FIXTURES, wait_until
 from .openai_server import LocalServer, servable_copy
 from .test_resume import prompt_file
 
@@ -136,14 +136,6 @@ def _args(model_dir, data, run_dir, base_url, *extra):
             "--generate.max_concurrency", "1", "--generate.batch_size", "2", *extra]
 
 
-def _wait(cond, proc, timeout=240):
-    t0 = time.time()
-    while not cond():
-        assert proc.poll() is None, f"mipo finished early: {proc.stderr.read()[-2000:]}"
-        assert time.time() - t0 < timeout
-        time.sleep(0.05)
-
-
 def _check_pairs(run_dir, n, logged_before):
     pairs = [json.loads(line) for line in (run_dir / "pairs.jsonl").read_text().splitlines()]
     assert len(pairs) == n and len({p["meta"]["prompt_id"] for p in pairs}) == n  # none lost, none duplicated
@@ -168,7 +160,7 @@ def test_server_killed_mid_run_then_rerun_resumes(tiny_model_dir, served_dir, tm
     first = LocalServer(served_dir, tmp_path / "first.log").start()
     proc = _mipo("generate", *_args(tiny_model_dir, data, run, first.base_url, "--generate.max_retries", "2"))
     try:
-        _wait(lambda: sum(map(len, _logged(partial).values())) >= 6, proc)
+        wait_until(lambda: sum(map(len, _logged(partial).values())) >= 6, proc)
     finally:
         first.kill()
     assert proc.wait(timeout=120) == 2
@@ -196,7 +188,7 @@ def test_server_restarted_while_mipo_retries(tiny_model_dir, served_dir, tmp_pat
     srv = LocalServer(served_dir, tmp_path / "serve.log").start()
     proc = _mipo("generate", *_args(tiny_model_dir, data, run, srv.base_url, "--generate.max_concurrency", "2"))
     try:
-        _wait(lambda: sum(map(len, _logged(partial).values())) >= 4, proc)
+        wait_until(lambda: sum(map(len, _logged(partial).values())) >= 4, proc)
         srv.kill()
         before = _logged(partial)
         time.sleep(1.0)

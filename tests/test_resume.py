@@ -5,14 +5,13 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 import torch
 from safetensors.torch import load_file
 
-from .conftest import FIXTURES
+from .conftest import FIXTURES, wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -41,11 +40,7 @@ def mipo(*argv, **kw):
 
 def kill_when(proc, ready, timeout=240):
     """SIGKILL `proc` as soon as `ready()` holds; fail if it finished first (then nothing was tested)."""
-    t0 = time.time()
-    while not ready():
-        assert proc.poll() is None, f"finished before it could be killed: {proc.stderr.read()[-2000:]}"
-        assert time.time() - t0 < timeout
-        time.sleep(0.05)
+    wait_until(ready, proc, timeout)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert proc.returncode == -signal.SIGKILL
