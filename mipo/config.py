@@ -62,6 +62,8 @@ class GenerateArgs:
     max_concurrency: int = 16  # openai: requests in flight
     timeout_s: float = 600.0  # openai: per request
     max_retries: int = 8  # openai: on 408/409/429/5xx/connection errors, exponential backoff (1 s doubling, cap 30 s)
+    rlaif_samples: int = 4  # rlaif: responses per prompt, scored 1-5 by the base model; best vs worst form the pair
+    rlaif_judge_tokens: int = 48  # rlaif: tokens the base model may write for its score
     tensor_parallel_size: int = 1  # vllm
     gpu_memory_utilization: float = 0.9  # vllm
 
@@ -87,6 +89,9 @@ class TrainArgs:
     max_length: int = 1024
     merge: bool = False  # also write a merged full model (LoRA only)
     save_steps: int = 50  # checkpoint every n steps; a killed `mipo train` resumes from the last one
+    rounds: int = 2  # mipo-iterative: round r samples from and is referenced to the round r-1 model
+    filter_margin: float = 0.0  # mipo-filtered: keep pairs whose PMI margin under the base model is above this
+    grpo_generations: int = 4  # mi-grpo: completions per prompt (the group)
 
 
 @dataclass
@@ -107,15 +112,25 @@ class EvalArgs:
 
 
 @dataclass
+class CompareArgs:
+    # `mipo compare`: every method on the same prompts, one table. Comma-separated (a YAML list works too).
+    methods: str = "prompting,mipo,mipo-filtered,sft-self,infonce,sami,rlaif,mi-grpo,mipo-iterative"
+    seeds: str = "0,1,2"
+
+
+@dataclass
 class Config:
     run_dir: str = "runs/demo"
     seed: int = 0
     overwrite: bool = False
+    # mipo | mipo-filtered | mipo-iterative | prompting | sft-self | infonce | sami | rlaif | mi-grpo (mipo/methods/)
+    method: str = "mipo"
     model: ModelArgs = field(default_factory=ModelArgs)
     task: TaskArgs = field(default_factory=TaskArgs)
     generate: GenerateArgs = field(default_factory=GenerateArgs)
     train: TrainArgs = field(default_factory=TrainArgs)
     evaluate: EvalArgs = field(default_factory=EvalArgs)
+    compare: CompareArgs = field(default_factory=CompareArgs)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -124,6 +139,12 @@ class Config:
         """Hash of the named sections (plus model and seed): stored beside an artifact to detect stale reuse."""
         d = self.to_dict()
         keep = {k: d[k] for k in ("model", "seed", *sections)}
+        if "generate" in sections:  # methods that read the same samples share them (see methods.SAMPLES)
+            from .methods import samples_kind
+
+            keep["samples"] = samples_kind(self.method)
+        if "train" in sections:
+            keep["method"] = self.method
         for section, names in OPERATIONAL.items():
             if section in keep:
                 keep[section] = {k: v for k, v in keep[section].items() if k not in names}
@@ -133,8 +154,9 @@ class Config:
 
 
 SECTIONS = {
-    "model": ModelArgs, "task": TaskArgs, "generate": GenerateArgs, "train": TrainArgs, "evaluate": EvalArgs}
-TOP_LEVEL = ("run_dir", "seed", "overwrite")
+    "model": ModelArgs, "task": TaskArgs, "generate": GenerateArgs, "train": TrainArgs, "evaluate": EvalArgs,
+    "compare": CompareArgs}
+TOP_LEVEL = ("run_dir", "seed", "overwrite", "method")
 
 
 def _coerce(value: Any, typ: Any, where: str) -> Any:
@@ -153,6 +175,8 @@ def _coerce(value: Any, typ: Any, where: str) -> Any:
         raise MipoError(f"{where}: expected true/false, got {value!r}")
     if isinstance(value, str) and value.lower() in ("none", "null") and "None" in str(typ):
         return None
+    if name == "str" and isinstance(value, list):  # compare.methods / seeds written as a YAML list
+        return ",".join(str(v) for v in value)
     try:
         return base[name](value)
     except (KeyError, ValueError, TypeError):

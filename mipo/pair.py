@@ -97,6 +97,22 @@ def corrupt(strategy: str, items: list[Item], seed: int) -> list[tuple[Item, dic
     return out
 
 
+def negative_prompts(task: Task, items: list[Item], strategy: str, seed: int) -> list[tuple[Item, dict] | None]:
+    """The prompt x' each item's negative comes from (None = no pair) and what was changed, for `meta`."""
+    if strategy == "random_prompt":
+        perm = derangement(len(items), random.Random(seed))
+        return [(items[p], {"negative_from": items[p].id}) for p in perm]
+    return corrupt(strategy, items, seed)
+
+
+def prompt_rows(task: Task, items: list[Item], cfg: Config) -> list[dict]:
+    """Prompt pairs (x, x') without responses, for methods that sample online (mi-grpo)."""
+    strategy = check(task, items, cfg)
+    return [{"prompt": task.messages(it), "negative_prompt": task.messages(neg[0]),
+             "meta": {"prompt_id": it.id, **neg[1], "strategy": strategy, "task": task.name, "seed": cfg.seed}}
+            for it, neg in zip(items, negative_prompts(task, items, strategy, cfg.seed)) if neg is not None]
+
+
 def build_pairs(task: Task, items: list[Item], cfg: Config, sample_fn) -> list[dict]:
     """Sample responses and pair each chosen response with its negative.
 
@@ -108,6 +124,8 @@ def build_pairs(task: Task, items: list[Item], cfg: Config, sample_fn) -> list[d
     - other_user_context: a second generation from the same request with another user's context.
     Items a strategy cannot corrupt (see NO_PAIR) give no pair; a warning says how many.
     With `generate.samples_per_prompt` = n every prompt gets n pairs (sample index s, seed cfg.seed + 1000 s).
+    Each row keeps `negative_prompt`, the x' its rejected response was sampled from (the contrastive losses
+    and the PMI filter score both responses under both prompts).
     """
     strategy = check(task, items, cfg)
     g = cfg.generate
@@ -115,23 +133,23 @@ def build_pairs(task: Task, items: list[Item], cfg: Config, sample_fn) -> list[d
     for s in range(g.samples_per_prompt):
         seed = cfg.seed + 1000 * s
         chosen = sample_fn([task.messages(it) for it in items], seed, f"chosen {s + 1}/{g.samples_per_prompt}")
+        neg_prompts = negative_prompts(task, items, strategy, seed)
         if strategy == "random_prompt":
-            perm = derangement(len(items), random.Random(seed))
-            negs = [(chosen[p], {"negative_from": items[p].id}) for p in perm]
+            pos = {it.id: i for i, it in enumerate(items)}
+            negs = [(chosen[pos[n[0].id]], n[1]) for n in neg_prompts]
         else:
-            corrupted = corrupt(strategy, items, seed)
-            keep = [i for i, c in enumerate(corrupted) if c is not None]
+            keep = [i for i, c in enumerate(neg_prompts) if c is not None]
             if not keep:
                 raise MipoError(f"{strategy}: no item can be corrupted this way ({NO_PAIR[strategy]})")
             if len(keep) < len(items):
                 log.warning("%s: %d of %d prompts give no pair (%s)", strategy, len(items) - len(keep), len(items),
                             NO_PAIR[strategy])
-            sampled = sample_fn([task.messages(corrupted[i][0]) for i in keep], seed + 500,
+            sampled = sample_fn([task.messages(neg_prompts[i][0]) for i in keep], seed + 500,
                                 f"negatives {s + 1}/{g.samples_per_prompt}")
             negs = [None] * len(items)
             for i, r in zip(keep, sampled):
-                negs[i] = (r, corrupted[i][1])
-        for it, c, neg in zip(items, chosen, negs):
+                negs[i] = (r, neg_prompts[i][1])
+        for it, c, neg, np_ in zip(items, chosen, negs, neg_prompts):
             if neg is None:
                 continue
             r, how = neg
@@ -139,8 +157,31 @@ def build_pairs(task: Task, items: list[Item], cfg: Config, sample_fn) -> list[d
                 "prompt": task.messages(it),
                 "chosen": [{"role": "assistant", "content": c}],
                 "rejected": [{"role": "assistant", "content": r}],
+                "negative_prompt": task.messages(np_[0]),
                 "meta": {"prompt_id": it.id, **how, "strategy": strategy, "sample": s,
                          "task": task.name, "seed": seed, "temperature": g.temperature, "top_p": g.top_p,
                          "max_new_tokens": g.max_new_tokens, "model": cfg.model.name},
             })
     return rows
+
+
+def pmi_margins(rows: list[dict], scorer, desc: str = "PMI margins") -> list[dict]:
+    """Each pair's 2x2 log-probs under the base model and its PMI margin.
+
+    PMI(y) = log p(y | x) - log p(y | x'), with x the true prompt and x' the prompt the negative came from;
+    margin = PMI(chosen) - PMI(rejected). A margin <= 0 means the "negative" is at least as tied to the true
+    prompt as the positive: the pair teaches the wrong direction (or nothing) about prompt-response MI.
+    `scorer(prompts, responses) -> log-probs`.
+    """
+    prompts, responses = [], []
+    for r in rows:
+        for p in (r["prompt"], r["negative_prompt"]):
+            for y in (r["chosen"][0]["content"], r["rejected"][0]["content"]):
+                prompts.append(p)
+                responses.append(y)
+    lp = scorer(prompts, responses)
+    out = []
+    for k in range(len(rows)):
+        cx, rx, cxn, rxn = lp[4 * k:4 * k + 4]  # (chosen|x), (rejected|x), (chosen|x'), (rejected|x')
+        out.append({"logp": [[cx, cxn], [rx, rxn]], "margin": (cx - cxn) - (rx - rxn)})
+    return out

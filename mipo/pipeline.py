@@ -99,10 +99,15 @@ def _save_config(cfg: Config) -> None:
 
 def generate(cfg: Config) -> Path:
     from .engines import make_engine
-    from .pair import build_pairs, check
+    from .methods import get_method
+    from .pair import build_pairs, check, prompt_rows
 
     run_dir, out = Path(cfg.run_dir), Path(cfg.run_dir) / "pairs.jsonl"
     single_process_only("generate")
+    kind = get_method(cfg.method).samples
+    if kind is None:
+        log.info("generate: method %s samples nothing", cfg.method)
+        return out
     if not _should_run(cfg, "generate"):
         return out
     t0 = time.perf_counter()
@@ -110,29 +115,71 @@ def generate(cfg: Config) -> Path:
     items = task.load(cfg.task, cfg.task.train_split)
     task.load(cfg.task, cfg.task.eval_split)  # validate the held-out rows now, not after an hour of sampling
     check(task, items, cfg)
+    if kind == "prompts":  # online methods sample while training: only the prompt pairs (x, x') are needed
+        _validate(cfg, task, items, cfg.generate.max_new_tokens)
+        rows = prompt_rows(task, items, cfg)
+        _save_config(cfg)
+        write_jsonl(out, rows)
+        _finish(cfg, "generate", time.perf_counter() - t0, n_pairs=len(rows))
+        log.info("generate: %d prompt pairs written to %s", len(rows), out)
+        return out
     g = cfg.generate
     engine = make_engine(cfg, _validate(cfg, task, items, g.max_new_tokens))  # generate.engine: hf | openai | vllm
     partial = _partial(cfg, "generate")
 
-    def sample_fn(prompts, seed, desc):
-        return engine.sample(prompts, temperature=g.temperature, top_p=g.top_p, max_new_tokens=g.max_new_tokens,
+    def sample_fn(prompts, seed, desc, temperature=g.temperature, top_p=g.top_p, max_new_tokens=g.max_new_tokens):
+        return engine.sample(prompts, temperature=temperature, top_p=top_p, max_new_tokens=max_new_tokens,
                              batch_size=g.batch_size, seed=seed, desc=desc, resume_dir=partial)
 
-    pairs = build_pairs(task, items, cfg, sample_fn)
+    extra = {}
+    if kind == "rlaif":
+        from .methods.rlaif import build_pairs as rlaif_pairs
+
+        pairs, extra = rlaif_pairs(task, items, cfg, sample_fn)
+    else:
+        pairs = build_pairs(task, items, cfg, sample_fn)
     _save_config(cfg)
     write_jsonl(out, pairs)
-    _finish(cfg, "generate", time.perf_counter() - t0, n_pairs=len(pairs))
+    _finish(cfg, "generate", time.perf_counter() - t0, n_pairs=len(pairs), **extra)
     log.info("generate: %d pairs written to %s", len(pairs), out)
     if getattr(engine, "stats", None):
         log.info("generate: %s engine %s", engine.name, engine.stats)
     return out
 
 
+def _filter_pairs(cfg: Config, model, tok, pairs: Path, out: Path) -> Path:
+    """mipo-filtered: keep the pairs whose PMI margin under the base model is above train.filter_margin."""
+    from .generate import logprobs
+    from .io import read_jsonl
+    from .pair import pmi_margins
+
+    rows = read_jsonl(pairs)
+    if any("negative_prompt" not in r for r in rows):
+        raise MipoError(f"{pairs}: rows lack 'negative_prompt' (made by an older mipo); re-run generate")
+    scored = pmi_margins(rows, lambda p, r: logprobs(model, tok, p, r, batch_size=max(1, cfg.train.batch_size)))
+    kept = [{**r, "meta": {**r["meta"], "pmi_margin": s["margin"]}} for r, s in zip(rows, scored)
+            if s["margin"] > cfg.train.filter_margin]
+    if not kept:
+        raise MipoError(f"{pairs}: every pair has a PMI margin <= {cfg.train.filter_margin}; nothing to train on")
+    margins = sorted(s["margin"] for s in scored)
+    write_jsonl(out / "pairs.filtered.jsonl", kept)
+    write_json(out / "filter.json", {"threshold": cfg.train.filter_margin, "pairs": len(rows), "kept": len(kept),
+                                     "dropped": len(rows) - len(kept), "median_margin": margins[len(margins) // 2],
+                                     "margins": [s["margin"] for s in scored]})
+    log.info("mipo-filtered: kept %d of %d pairs (PMI margin > %g); dropped %d", len(kept), len(rows),
+             cfg.train.filter_margin, len(rows) - len(kept))
+    return out / "pairs.filtered.jsonl"
+
+
 def train(cfg: Config) -> Path:
+    from .methods import get_method
     from .train import train as run_train
 
     run_dir = Path(cfg.run_dir)
     out = run_dir / "train"
+    if get_method(cfg.method).trainer is None:
+        log.info("train: method %s trains nothing", cfg.method)
+        return out
     if not _should_run(cfg, "train"):
         return out
     pairs = run_dir / "pairs.jsonl"
@@ -146,8 +193,17 @@ def train(cfg: Config) -> Path:
         if cfg.overwrite:
             shutil.rmtree(out / "checkpoints", ignore_errors=True)
         shutil.rmtree(run_dir / "partial" / "evaluate", ignore_errors=True)  # responses of an older trained model
+    if cfg.method == "mipo-filtered":
+        single_process_only("mipo-filtered")
+        pairs = _filter_pairs(cfg, model, tok, pairs, out)
     model.train()
-    summary = run_train(cfg, model, tok, pairs, out)
+    if cfg.method == "mipo-iterative":
+        from .methods.iterative import train as iterate
+
+        single_process_only("mipo-iterative")
+        summary = iterate(cfg, model, tok, pairs, out)
+    else:
+        summary = run_train(cfg, model, tok, pairs, out)
     if not is_main():
         return out
     _save_config(cfg)
@@ -168,7 +224,9 @@ def evaluate(cfg: Config) -> Path:
     from .judge import check_config
 
     check_config(cfg.evaluate)
-    base_only = cfg.evaluate.base_only
+    from .methods import get_method
+
+    base_only = cfg.evaluate.base_only or get_method(cfg.method).trainer is None  # prompting: the base model
     if not base_only and not (run_dir / "train").is_dir():
         raise MipoError(f"{run_dir / 'train'}: not found; run `mipo train` first (or evaluate the base model "
                         f"alone with --evaluate.base_only true)")

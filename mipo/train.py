@@ -1,4 +1,4 @@
-"""DPO on the pairs with TRL's DPOTrainer; reference = the base model."""
+"""Training with TRL: DPO on the pairs (MIPO; reference = the base model), or the trainer of another method."""
 from __future__ import annotations
 
 import dataclasses
@@ -16,24 +16,30 @@ from .io import MipoError, atomic_path, read_jsonl
 log = logging.getLogger("mipo")
 
 
-def dpo_config(cfg: Config, output_dir: str, on_cuda: bool):
-    from trl import DPOConfig
-
+def trl_args(cfg: Config, config_cls, output_dir: str, on_cuda: bool, **extra):
+    """The settings every TRL trainer here shares (DPO, SFT, GRPO, the contrastive losses); `extra` adds to them."""
     t = cfg.train
-    return DPOConfig(
-        output_dir=output_dir,
-        beta=t.beta, learning_rate=t.learning_rate, num_train_epochs=t.epochs,
+    kwargs = dict(
+        output_dir=output_dir, learning_rate=t.learning_rate, num_train_epochs=t.epochs,
         per_device_train_batch_size=t.batch_size, gradient_accumulation_steps=t.grad_accum,
-        max_length=t.max_length, seed=cfg.seed, data_seed=cfg.seed,
+        seed=cfg.seed, data_seed=cfg.seed,
         # TRL defaults to bf16 + gradient checkpointing. On CPU bf16 GEMM is ~270x slower than fp32: fp32 there.
         # Checkpointing stays on: measured on the 2-core CPU (bench/training.py, LoRA, 135M) it ran 68 tokens/s
         # against 58 without; the smaller activation footprint costs fewer page faults than the recompute.
         bf16=on_cuda and torch.cuda.is_bf16_supported(), fp16=False, gradient_checkpointing=True,
         use_cpu=not on_cuda, lr_scheduler_type="linear", warmup_steps=0,
         logging_steps=1, save_strategy="steps", save_steps=t.save_steps, save_total_limit=2,
-        report_to="none", disable_tqdm=False,
-        dataloader_num_workers=0, remove_unused_columns=True,
+        report_to="none", disable_tqdm=False, dataloader_num_workers=0,
     )
+    kwargs.update(extra)
+    return config_cls(**kwargs)
+
+
+def dpo_config(cfg: Config, output_dir: str, on_cuda: bool, **extra):
+    from trl import DPOConfig
+
+    return trl_args(cfg, DPOConfig, output_dir, on_cuda, beta=cfg.train.beta, max_length=cfg.train.max_length,
+                    remove_unused_columns=True, **extra)
 
 
 def lora_config(cfg: Config):
@@ -44,26 +50,49 @@ def lora_config(cfg: Config):
                       target_modules="all-linear", task_type="CAUSAL_LM")
 
 
-def pairs_dataset(pairs_path: Path):
+def read_rows(path: Path, fields: tuple[str, ...] = ("prompt", "chosen", "rejected")) -> list[dict]:
+    rows = read_jsonl(path)
+    if not rows:
+        raise MipoError(f"{path}: no pairs to train on")
+    for i, r in enumerate(rows, 1):
+        for k in fields:
+            if not r.get(k):
+                raise MipoError(f"{path}:{i}: field '{k}' is missing or empty")
+    return rows
+
+
+def pairs_dataset(pairs_path: Path, fields: tuple[str, ...] = ("prompt", "chosen", "rejected")):
     from datasets import Dataset
 
-    rows = read_jsonl(pairs_path)
-    if not rows:
-        raise MipoError(f"{pairs_path}: no pairs to train on")
-    for i, r in enumerate(rows, 1):
-        for k in ("prompt", "chosen", "rejected"):
-            if not r.get(k):
-                raise MipoError(f"{pairs_path}:{i}: field '{k}' is missing or empty")
-    return Dataset.from_list([{k: r[k] for k in ("prompt", "chosen", "rejected")} for r in rows])
+    return Dataset.from_list([{k: r[k] for k in fields} for r in read_rows(pairs_path, fields)])
 
 
-def make_trainer(cfg: Config, model, tok, dataset, output_dir: str, ref_model=None):
+def make_dpo_trainer(cfg: Config, model, tok, dataset, output_dir: str, ref_model=None):
     from trl import DPOTrainer
 
     on_cuda = model.device.type == "cuda"
     return DPOTrainer(
         model=model, ref_model=ref_model, args=dpo_config(cfg, output_dir, on_cuda), train_dataset=dataset,
         processing_class=tok, peft_config=lora_config(cfg) if cfg.train.lora else None)
+
+
+def make_trainer(cfg: Config, model, tok, rows_path: Path, output_dir: str, ref_model=None):
+    """The TRL trainer of `cfg.method` (mipo/methods/) on the rows of `rows_path`."""
+    from .methods import get_method
+
+    kind = get_method(cfg.method).trainer
+    if kind == "dpo":
+        return make_dpo_trainer(cfg, model, tok, pairs_dataset(rows_path), output_dir, ref_model)
+    if kind == "sft":
+        from .methods.sft import make_trainer as sft
+        return sft(cfg, model, tok, rows_path, output_dir)
+    if kind == "contrastive":
+        from .methods.contrastive import make_trainer as contrastive
+        return contrastive(cfg, model, tok, rows_path, output_dir)
+    if kind == "grpo":
+        from .methods.grpo import make_trainer as grpo
+        return grpo(cfg, model, tok, rows_path, output_dir)
+    raise MipoError(f"method {cfg.method}: has no training stage")
 
 
 def last_checkpoint(ckpt_dir: Path, fingerprint: str, clean: bool = True) -> str | None:
@@ -126,15 +155,14 @@ def merge_from_disk(cfg: Config, adapter_dir: Path, out: Path) -> None:
         tok.save_pretrained(tmp)
 
 
-def train(cfg: Config, model, tok, pairs_path: Path, out_dir: Path) -> dict:
+def train(cfg: Config, model, tok, pairs_path: Path, out_dir: Path, ref_model=None) -> dict:
     """Train and save: LoRA adapter in `out_dir/adapter` (+ `out_dir/merged` on request) or the full model.
 
     Runs unchanged under `accelerate launch` (DDP, DeepSpeed, FSDP): every process trains, only the main process
     writes files. Every process returns the same summary.
     """
-    dataset = pairs_dataset(pairs_path)
     ckpt_dir = out_dir / "checkpoints"
-    trainer = make_trainer(cfg, model, tok, dataset, str(ckpt_dir))
+    trainer = make_trainer(cfg, model, tok, pairs_path, str(ckpt_dir), ref_model)
     acc = trainer.accelerator
     fingerprint = cfg.fingerprint("task", "generate", "train")
     if acc.is_main_process:

@@ -8,7 +8,7 @@ from safetensors.torch import load_file
 from mipo import ModelArgs, models
 from mipo.config import Config
 from mipo.io import MipoError
-from mipo.train import make_trainer, pairs_dataset, train
+from mipo.train import make_dpo_trainer, pairs_dataset, train
 
 PAIRS = [
     ("About me: I am vegan.\n\nSuggest a quick dinner.", "Lentil soup with rice.", "Grilled steak."),
@@ -43,7 +43,7 @@ def test_trl_dpo_loss_equals_formula_by_hand(tiny_model_dir, tmp_path):
             p.add_(0.05 * torch.randn_like(p))
     cfg = Config(seed=0)
     cfg.train.lora, cfg.train.beta, cfg.train.batch_size = False, 0.3, 4
-    trainer = make_trainer(cfg, policy, tok, pairs_dataset(write_pairs(tmp_path / "p.jsonl")), str(tmp_path / "o"),
+    trainer = make_dpo_trainer(cfg, policy, tok, pairs_dataset(write_pairs(tmp_path / "p.jsonl")), str(tmp_path / "o"),
                            ref_model=ref)
     batch = next(iter(trainer.get_train_dataloader()))
     trainer.model.eval()
@@ -86,7 +86,7 @@ def test_empty_pairs_file_is_refused(tmp_path):
 def test_lora_keeps_one_copy_of_the_weights(tiny_model_dir, tmp_path):
     model, tok = models.load(ModelArgs(name=str(tiny_model_dir)))
     n_base = sum(p.numel() for p in model.parameters())
-    trainer = make_trainer(Config(), model, tok, pairs_dataset(write_pairs(tmp_path / "p.jsonl")), str(tmp_path / "o"))
+    trainer = make_dpo_trainer(Config(), model, tok, pairs_dataset(write_pairs(tmp_path / "p.jsonl")), str(tmp_path / "o"))
     assert trainer.ref_model is None  # the reference is the same weights with the adapter disabled
     n_all = sum(p.numel() for p in trainer.model.parameters())
     n_trainable = sum(p.numel() for p in trainer.model.parameters() if p.requires_grad)

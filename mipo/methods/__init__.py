@@ -1,0 +1,54 @@
+"""MIPO and the paper's baselines: each a way to turn the base model's own samples into a trained model.
+
+| method         | samples (generate stage)                     | training (train stage)                              |
+|----------------|----------------------------------------------|-----------------------------------------------------|
+| mipo           | pairs: chosen | x, rejected | x' (pair.py)   | TRL DPOTrainer, reference = base                    |
+| mipo-filtered  | the same pairs                               | DPO on the pairs whose PMI margin > train.filter_margin |
+| mipo-iterative | the same pairs for round 1                   | train.rounds x (sample from round r-1, DPO vs it)   |
+| prompting      | none                                         | none: the base model with the full prompt           |
+| sft-self       | the same pairs (chosen only)                 | TRL SFTTrainer on the chosen responses              |
+| infonce, sami  | the same pairs (+ the prompt x' of each)     | contrastive loss over {chosen, rejected} x {x, x'}  |
+| rlaif          | rlaif_samples per prompt, scored 1-5 by base | DPO on best vs worst (Self-Rewarding)               |
+| mi-grpo        | prompt pairs (x, x') only                    | TRL GRPOTrainer, reward log p_ref(y|x) - log p_ref(y|x') |
+
+Methods whose samples are the same kind read the same pairs.jsonl (the config fingerprint of the generate
+stage records the kind, not the method), so `mipo compare` samples once per seed for all of them.
+"""
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass
+
+from ..io import MipoError
+
+
+@dataclass(frozen=True)
+class Method:
+    name: str
+    samples: str | None  # pairs | rlaif | prompts | None (no generate stage)
+    trainer: str | None  # dpo | sft | contrastive | grpo | None (no train stage)
+
+
+METHODS = {m.name: m for m in (
+    Method("mipo", "pairs", "dpo"),
+    Method("mipo-filtered", "pairs", "dpo"),
+    Method("mipo-iterative", "pairs", "dpo"),
+    Method("prompting", None, None),
+    Method("sft-self", "pairs", "sft"),
+    Method("infonce", "pairs", "contrastive"),
+    Method("sami", "pairs", "contrastive"),
+    Method("rlaif", "rlaif", "dpo"),
+    Method("mi-grpo", "prompts", "grpo"),
+)}
+
+
+def get_method(name: str) -> Method:
+    if name not in METHODS:
+        near = difflib.get_close_matches(name, list(METHODS), n=1)
+        hint = f"; did you mean '{near[0]}'?" if near else ""
+        raise MipoError(f"unknown method '{name}' (known: {', '.join(METHODS)}){hint}")
+    return METHODS[name]
+
+
+def samples_kind(name: str) -> str | None:
+    return get_method(name).samples
