@@ -15,6 +15,7 @@ STAGES = {
     "evaluate": "base vs trained (or the base alone) on held-out items (run_dir/metrics.json)",
     "report": "report.md and plot.png from metrics.json",
     "run": "all of the above",
+    "compare": "MIPO and its baselines (compare.methods x compare.seeds) on the same prompts: one table",
 }
 
 
@@ -32,12 +33,19 @@ def main(argv: list[str] | None = None) -> int:
         cfg = config_from_args(ns)
         from . import pipeline
 
-        result = getattr(pipeline, ns.command)(cfg)
+        if ns.command == "compare":
+            from .compare import compare
+
+            result = compare(cfg)
+        else:
+            result = getattr(pipeline, ns.command)(cfg)
     except MipoError as e:
         print(f"mipo: error: {e}", file=sys.stderr)
         return 2
     if ns.command in ("run", "report"):
         print_summary(Path(cfg.run_dir))
+    if ns.command == "compare":
+        print_compare(Path(cfg.run_dir))
     print(f"outputs: {result}")
     return 0
 
@@ -62,6 +70,30 @@ def print_summary(run_dir: Path) -> None:
     p = metrics.get("paired")
     if p and p["share_trained_higher"] is not None:
         console.print(f"trained > base on {p['metric']} for {p['share_trained_higher']:.0%} of items")
+    console.print(f"run directory: {run_dir.resolve()}")
+
+
+def print_compare(run_dir: Path) -> None:
+    import json
+
+    from rich.console import Console
+    from rich.table import Table
+
+    from .compare import _fmt
+
+    result = json.loads((run_dir / "compare.json").read_text())
+    pm = result["primary_metric"]
+    table = Table(title=f"mipo compare {result['task']}: {result['n_items']} held-out items, seeds {result['seeds']}")
+    for col in ("method", f"{pm} [95% CI]", "Δ vs prompting [95% CI]", "self-BLEU-4"):
+        table.add_column(col, justify="left" if col == "method" else "right")
+    for m, e in result["methods"].items():
+        r = e["metrics"][pm]
+        table.add_row(m, _fmt(r["mean"], r["ci"]), _fmt(r.get("delta"), r.get("delta_ci")) if "delta" in r else "—",
+                      _fmt(e["metrics"]["self_bleu4"]["mean"]))
+    console = Console()
+    console.print(table)
+    for k, v in result.get("failures", {}).items():
+        console.print(f"[red]failed[/red] {k}: {v}")
     console.print(f"run directory: {run_dir.resolve()}")
 
 

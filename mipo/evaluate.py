@@ -105,6 +105,19 @@ def run_judge(cfg: Config, items: list[Item], responses: dict[str, list[str]], p
             "requests": judge.calls}
 
 
+def score_all(cfg: Config, task: Task, items: list[Item], responses: dict[str, list[str]], base_scorer,
+              device: str) -> tuple[dict[str, list[dict]], dict | None]:
+    """Per-item metrics of each model's responses: the task's scores, the InfoNCE MI terms, the judge's."""
+    e = cfg.evaluate
+    per_item = {name: task.score(items, resp, base_scorer) for name, resp in responses.items()}
+    if e.mi_negatives > 0:
+        for name, resp in responses.items():
+            for d, v in zip(per_item[name], infonce_mi(task, items, resp, base_scorer, e.mi_negatives, cfg.seed + 11)):
+                d["infonce_mi"] = v
+    judge_summary = run_judge(cfg, items, responses, per_item, device) if e.judge != "none" else None
+    return per_item, judge_summary
+
+
 def evaluate(cfg: Config, task: Task, items: list[Item], tok, base_model, trained_model, base_ctx,
              resume_dir: Path | None = None) -> tuple[dict, list[dict]]:
     """Generate with each model, score, and aggregate. `trained_model` None = the base model alone."""
@@ -129,14 +142,7 @@ def evaluate(cfg: Config, task: Task, items: list[Item], tok, base_model, traine
             return generate.logprobs(base_model_obj, tok, p, r, batch_size=max(1, e.batch_size // 4),
                                     resume_dir=resume_dir)
 
-    per_item = {name: task.score(items, resp, base_scorer) for name, resp in responses.items()}
-    if e.mi_negatives > 0:
-        for name, resp in responses.items():
-            for d, v in zip(per_item[name], infonce_mi(task, items, resp, base_scorer, e.mi_negatives, cfg.seed + 11)):
-                d["infonce_mi"] = v
-    judge_summary = None
-    if e.judge != "none":
-        judge_summary = run_judge(cfg, items, responses, per_item, str(base_model_obj.device))
+    per_item, judge_summary = score_all(cfg, task, items, responses, base_scorer, str(base_model_obj.device))
 
     metrics: dict = {"task": task.name, "n_items": len(items), "primary_metric": task.primary_metric, "models": {},
                      "ci": {}, "groups": {},

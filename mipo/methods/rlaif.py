@@ -1,0 +1,94 @@
+"""rlaif: the base model judges its own samples (Self-Rewarding, Yuan et al. 2024); best vs worst form the pair.
+
+Each prompt gets `generate.rlaif_samples` responses (sample s drawn with seed + 1000 s, so sample 0 is the very
+response MIPO uses as its chosen one). The same model, greedy, scores each 1-5 with an additive rubric; a reply
+without a score is asked again once with a format reminder, then left unscored. A prompt gives a pair when at
+least two of its samples are scored and the scores differ: chosen = the highest, rejected = the lowest (first by
+sample index on ties). Both are samples of the true prompt x — the negative is a worse answer, not a less
+prompt-specific one, which is what separates this baseline from MIPO.
+"""
+from __future__ import annotations
+
+import logging
+
+from ..io import MipoError
+from ..judge import REMINDER, parse_score
+
+log = logging.getLogger("mipo")
+
+RUBRIC = """Review the user's request and the response below, then score the response from 1 to 5 with this \
+additive rubric:
+- Add 1 point if the response is relevant and gives some information related to the request.
+- Add a second point if it addresses a substantial part of the request.
+- Add a third point if it answers the basic elements of the request in a useful way.
+- Add a fourth point if it addresses the request directly and completely and fits what the user said about \
+themselves.
+- Add a fifth point if it is tailored to the user and flawless, without extraneous information.
+
+[Request]
+{request}
+
+[Response]
+{response}
+
+Give a one-sentence justification, then end with a line of the form "Score: N"."""
+
+
+def request_text(messages: list[dict]) -> str:
+    """The last user turn: the request with any user context (few-shot turns before it are left out)."""
+    return [m["content"] for m in messages if m["role"] == "user"][-1]
+
+
+def build_pairs(task, items, cfg, sample_fn) -> tuple[list[dict], dict]:
+    """`sample_fn(prompts, seed, desc, temperature=, top_p=, max_new_tokens=)`; returns (pairs, stats)."""
+    g = cfg.generate
+    n = g.rlaif_samples
+    if n < 2:
+        raise MipoError(f"generate.rlaif_samples: rlaif needs at least 2 samples per prompt, got {n}")
+    prompts = [task.messages(it) for it in items]
+    samples = [sample_fn(prompts, cfg.seed + 1000 * s, f"rlaif samples {s + 1}/{n}") for s in range(n)]
+    flat = [(i, s) for s in range(n) for i in range(len(items))]
+    asks = [RUBRIC.format(request=request_text(prompts[i]), response=samples[s][i]) for i, s in flat]
+
+    def judge(texts, attempt):
+        return sample_fn([[{"role": "user", "content": t}] for t in texts], cfg.seed + 77 + attempt,
+                         "rlaif self-judge" + (" retry" if attempt else ""), temperature=0.0, top_p=1.0,
+                         max_new_tokens=g.rlaif_judge_tokens)
+
+    scores = [parse_score(r) for r in judge(asks, 0)]
+    again = [k for k, v in enumerate(scores) if v is None]
+    if again:
+        for k, r in zip(again, judge([asks[k] + REMINDER["score"] for k in again], 1)):
+            scores[k] = parse_score(r)
+    by_item: dict[int, list[tuple[int, int]]] = {}
+    for (i, s), v in zip(flat, scores):
+        if v is not None:
+            by_item.setdefault(i, []).append((v, s))
+    rows, tied = [], 0
+    for i, it in enumerate(items):
+        scored = by_item.get(i, [])
+        if len(scored) < 2:
+            continue
+        best = max(scored, key=lambda t: (t[0], -t[1]))
+        worst = min(scored, key=lambda t: (t[0], t[1]))
+        if best[0] == worst[0]:
+            tied += 1
+            continue
+        rows.append({
+            "prompt": prompts[i],
+            "chosen": [{"role": "assistant", "content": samples[best[1]][i]}],
+            "rejected": [{"role": "assistant", "content": samples[worst[1]][i]}],
+            "negative_prompt": prompts[i],  # both responses come from x itself
+            "meta": {"prompt_id": it.id, "strategy": "rlaif", "scores": [scores[s * len(items) + i] for s in range(n)],
+                     "chosen_sample": best[1], "rejected_sample": worst[1], "task": task.name, "seed": cfg.seed,
+                     "temperature": g.temperature, "top_p": g.top_p, "max_new_tokens": g.max_new_tokens,
+                     "model": cfg.model.name},
+        })
+    stats = {"rlaif_judged": len(asks), "rlaif_unparsed": sum(v is None for v in scores),
+             "rlaif_retried": len(again), "rlaif_tied_prompts": tied, "rlaif_prompts_without_pair": len(items) - len(rows)}
+    log.info("rlaif: %d pairs from %d prompts; %d of %d self-judgements unparsable after a retry; %d prompts tied",
+             len(rows), len(items), stats["rlaif_unparsed"], len(asks), tied)
+    if not rows:
+        raise MipoError(f"rlaif: no pair: the base model's self-scores never separate two samples of a prompt "
+                        f"({stats['rlaif_unparsed']} of {len(asks)} judgements unparsable, {tied} prompts tied)")
+    return rows, stats

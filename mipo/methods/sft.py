@@ -1,0 +1,22 @@
+"""sft-self: supervised fine-tuning on the model's own chosen responses (the same pairs, no negative).
+
+The ablation that isolates the contrastive negative: same data, same steps, same LoRA, only the rejected half
+of each pair is unused. TRL's SFTTrainer on prompt-completion rows; the loss covers the completion only.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def make_trainer(cfg, model, tok, rows_path: Path, output_dir: str):
+    from datasets import Dataset
+    from trl import SFTConfig, SFTTrainer
+
+    from ..train import lora_config, read_rows, trl_args
+
+    rows = read_rows(rows_path, ("prompt", "chosen"))
+    dataset = Dataset.from_list([{"prompt": r["prompt"], "completion": r["chosen"]} for r in rows])
+    args = trl_args(cfg, SFTConfig, output_dir, model.device.type == "cuda", max_length=cfg.train.max_length,
+                    completion_only_loss=True, packing=False)
+    return SFTTrainer(model=model, args=args, train_dataset=dataset, processing_class=tok,
+                      peft_config=lora_config(cfg) if cfg.train.lora else None)

@@ -1,0 +1,172 @@
+"""MIPO's baselines (mipo/methods/) on the tiny model: losses against their formulas, each method end to end."""
+import json
+
+import pytest
+import torch
+import torch.nn.functional as F
+from safetensors.torch import load_file
+
+from mipo import ModelArgs, models
+from mipo.cli import main
+from mipo.config import Config
+from mipo.io import read_jsonl
+from mipo.methods.contrastive import contrastive_loss, make_trainer as contrastive_trainer
+
+from .conftest import FIXTURES, check_run_dir
+from .test_pipeline import flags
+
+ROWS = [  # (x, y+, x', y-)
+    ("About me: I am vegan.\n\nSuggest a quick dinner.", "Lentil soup with rice.", "Suggest a quick dinner.", "Steak."),
+    ("Explain inflation.", "Prices rise over time.", "What is 3 + 4?", "7"),
+    ("What is 3 + 4?", "3 + 4 = 7 #### 7", "Explain inflation.", "Money loses value."),
+]
+
+
+def write_rows(path):
+    with path.open("w") as f:
+        for x, c, xn, r in ROWS:
+            f.write(json.dumps({"prompt": [{"role": "user", "content": x}],
+                                "chosen": [{"role": "assistant", "content": c}],
+                                "rejected": [{"role": "assistant", "content": r}],
+                                "negative_prompt": [{"role": "user", "content": xn}], "meta": {}}) + "\n")
+    return path
+
+
+def test_contrastive_loss_matches_the_two_way_softmax_by_hand():
+    L = torch.tensor([[[-3.0, -5.0], [-9.0, -4.0]], [[-2.0, -1.0], [-6.0, -7.5]]])  # [pair, response, prompt]
+    row, col = [], []
+    for (a, b), (c, d) in L.tolist():  # a = L(y+|x), b = L(y+|x'), c = L(y-|x), d = L(y-|x')
+        lsig = lambda z: -torch.nn.functional.softplus(-torch.tensor(z))  # log σ(z)
+        row += [-lsig(a - b), -lsig(d - c)]  # each response: its own prompt against the other prompt
+        col += [-lsig(a - c), -lsig(d - b)]  # each prompt: its own response against the other response
+    row, col = torch.stack(row).mean(), torch.stack(col).mean()
+    infonce, stats = contrastive_loss(L, "infonce")
+    sami, _ = contrastive_loss(L, "sami")
+    assert torch.allclose(infonce, row) and torch.allclose(sami, 0.5 * (row + col))
+    assert stats["pmi_margin"] == pytest.approx(((-3 + 5) - (-9 + 4) + (-2 + 1) - (-6 + 7.5)) / 2)
+    assert stats["row_accuracy"] == 0.5  # pair 1: both diagonals win; pair 2: y+ prefers x', y- prefers x'
+
+
+@pytest.mark.parametrize("kind", ["infonce", "sami"])
+def test_contrastive_trainer_loss_is_the_formula_on_a_real_batch(tiny_model_dir, tmp_path, kind):
+    model, tok = models.load(ModelArgs(name=str(tiny_model_dir)))
+    cfg = Config(seed=0, method=kind)
+    cfg.train.lora, cfg.train.batch_size = False, 3
+    trainer = contrastive_trainer(cfg, model, tok, write_rows(tmp_path / "p.jsonl"), str(tmp_path / "o"))
+    assert trainer.ref_model is None  # no second copy of the model, even in full fine-tuning
+    batch = next(iter(trainer.get_train_dataloader()))
+    assert batch["input_ids"].shape[0] == 12  # [x y+ | x y- | x' y+ | x' y-] for 3 pairs
+    order = [r[0] for r in ROWS]
+    # the x' block really holds x' followed by the same responses (the dataloader may shuffle pairs)
+    for k in range(3):
+        x_text = tok.decode(batch["input_ids"][k][batch["attention_mask"][k].bool()])
+        xn_text = tok.decode(batch["input_ids"][6 + k][batch["attention_mask"][6 + k].bool()])
+        i = next(j for j, x in enumerate(order) if x in x_text)
+        assert ROWS[i][2] in xn_text and ROWS[i][1] in xn_text and ROWS[i][1] in x_text
+    trainer.model.eval()
+    with torch.no_grad():
+        loss = trainer.compute_loss(trainer.model, batch).item()
+        logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+        logp = logits[:, :-1].log_softmax(-1).gather(-1, batch["input_ids"][:, 1:, None]).squeeze(-1)
+        s = (logp * batch["completion_mask"][:, 1:]).sum(-1)
+    a, c, b, d = s.view(4, 3)  # L(y+|x), L(y-|x), L(y+|x'), L(y-|x') per pair
+    row = torch.cat([-F.logsigmoid(a - b), -F.logsigmoid(d - c)]).mean()
+    col = torch.cat([-F.logsigmoid(a - c), -F.logsigmoid(d - b)]).mean()
+    want = row if kind == "infonce" else 0.5 * (row + col)
+    assert abs(loss - want.item()) < 1e-4
+
+
+def lora_b_changed(adapter_dir) -> bool:
+    w = load_file(adapter_dir / "adapter_model.safetensors")
+    bs = [v for k, v in w.items() if "lora_B" in k]
+    return bool(bs) and all(v.abs().sum() > 0 for v in bs)
+
+
+PERSONALIZATION = ("--task.data", str(FIXTURES / "personalization.jsonl"))
+
+
+@pytest.mark.parametrize("method", ["sft-self", "infonce", "sami", "mipo-filtered"])
+def test_pair_methods_train_and_evaluate(tiny_model_dir, tmp_path, method):
+    run_dir = tmp_path / method
+    extra = ("--train.filter_margin=-1e9",) if method == "mipo-filtered" else ()
+    assert main(["run", *flags(tiny_model_dir, run_dir, *PERSONALIZATION, "--method", method, *extra)]) == 0
+    metrics = check_run_dir(run_dir, n_pairs=6)
+    assert lora_b_changed(run_dir / "train" / "adapter")
+    assert metrics["train"]["steps"] == 3
+    if method == "mipo-filtered":
+        f = json.loads((run_dir / "train" / "filter.json").read_text())
+        assert f["pairs"] == 6 and f["kept"] + f["dropped"] == 6 and len(f["margins"]) == 6
+
+
+def test_mipo_filtered_drops_pairs_below_the_margin(tiny_model_dir, tmp_path):
+    from mipo.generate import logprobs
+    from mipo.pair import pmi_margins
+
+    run_dir = tmp_path / "f"
+    assert main(["run", *flags(tiny_model_dir, run_dir, *PERSONALIZATION, "--method", "mipo-filtered")]) == 0
+    f = json.loads((run_dir / "train" / "filter.json").read_text())
+    pairs = read_jsonl(run_dir / "pairs.jsonl")
+    model, tok = models.load(ModelArgs(name=str(tiny_model_dir)))
+    by_hand = []
+    for p in pairs:  # PMI(y) = log p(y|x) - log p(y|x'); margin = PMI(chosen) - PMI(rejected)
+        y_c, y_r = p["chosen"][0]["content"], p["rejected"][0]["content"]
+        lp = logprobs(model, tok, [p["prompt"], p["negative_prompt"], p["prompt"], p["negative_prompt"]],
+                      [y_c, y_c, y_r, y_r])
+        by_hand.append((lp[0] - lp[1]) - (lp[2] - lp[3]))
+    assert f["margins"] == pytest.approx(by_hand, abs=1e-3)
+    assert pmi_margins(pairs, lambda p, r: logprobs(model, tok, p, r))[0]["margin"] == pytest.approx(by_hand[0], abs=1e-3)
+    kept = read_jsonl(run_dir / "train" / "pairs.filtered.jsonl")
+    assert len(kept) == sum(m > 0 for m in by_hand) == f["kept"]
+
+
+def test_rlaif_pairs_best_against_worst(tiny_model_dir, tmp_path):
+    from mipo.methods.rlaif import build_pairs
+    from mipo.tasks import get_task
+
+    cfg = Config(seed=0, method="rlaif")
+    cfg.task.data = str(FIXTURES / "personalization.jsonl")
+    task = get_task("personalization", cfg.task)
+    items = task.load(cfg.task, "train")
+    replies = {}
+
+    def sample_fn(prompts, seed, desc, temperature=0.7, top_p=0.9, max_new_tokens=8):
+        if "judge" not in desc:  # sample s of prompt i: "s<seed>-<i>"
+            return [f"answer {seed} {i}" for i in range(len(prompts))]
+        # the judge: a deterministic score from the response's seed, one unparsable reply, retried once
+        out = []
+        for p in prompts:
+            text = p[0]["content"]
+            seed_of = int(text.split("[Response]\n")[1].split()[1])
+            replies[seed_of] = replies.get(seed_of, 0) + 1
+            out.append("no score here" if (seed_of == 1000 and "retry" not in desc) else f"Fine. Score: {1 + seed_of // 1000}")
+        return out
+
+    cfg.generate.rlaif_samples = 3
+    rows, stats = build_pairs(task, items, cfg, sample_fn)
+    assert len(rows) == len(items) and stats["rlaif_retried"] == len(items) and stats["rlaif_unparsed"] == 0
+    for r in rows:  # scores 1, 2, 3 for samples 0, 1, 2: best = sample 2, worst = sample 0
+        assert r["chosen"][0]["content"].startswith("answer 2000") and r["rejected"][0]["content"].startswith("answer 0 ")
+        assert r["meta"]["scores"] == [1, 2, 3] and r["negative_prompt"] == r["prompt"]
+
+
+def test_rlaif_and_prompting_and_iterative_run(tiny_model_dir, tmp_path):
+    # rlaif on the tiny random model: its self-judgements never parse, so there is no pair: one clear error line
+    code = main(["run", *flags(tiny_model_dir, tmp_path / "r", *PERSONALIZATION, "--method", "rlaif",
+                               "--generate.rlaif_judge_tokens", "4")])
+    assert code == 2
+    # prompting: nothing trained, the base model evaluated
+    assert main(["run", *flags(tiny_model_dir, tmp_path / "p", *PERSONALIZATION, "--method", "prompting")]) == 0
+    m = json.loads((tmp_path / "p" / "metrics.json").read_text())
+    assert set(m["models"]) == {"base"} and not (tmp_path / "p" / "train").exists()
+    # two rounds: round 2 samples from the round-1 model; the final model differs from round 1's
+    run_dir = tmp_path / "it"
+    assert main(["run", *flags(tiny_model_dir, run_dir, *PERSONALIZATION, "--method", "mipo-iterative")]) == 0
+    check_run_dir(run_dir, n_pairs=6)
+    assert len(read_jsonl(run_dir / "train" / "round2" / "pairs.jsonl")) == 6
+    s = json.loads((run_dir / "train" / "train_summary.json").read_text())
+    assert [r["round"] for r in s["rounds"]] == [1, 2] and s["steps"] == 6
+    r1 = load_file(run_dir / "train" / "round1" / "model" / "model.safetensors")
+    r2 = load_file(run_dir / "train" / "model" / "model.safetensors")
+    base = load_file(tiny_model_dir / "model.safetensors")
+    key = next(k for k in r1 if "q_proj" in k)
+    assert not torch.equal(r1[key], base[key]) and not torch.equal(r2[key], r1[key])
