@@ -86,7 +86,8 @@ def print_compare(run_dir: Path) -> None:
     table = Table(title=f"mipo compare {result['task']}: {result['n_items']} held-out items, seeds {result['seeds']}")
     for col in ("method", f"{pm} [95% CI]", "Δ vs prompting [95% CI]", "self-BLEU-4"):
         table.add_column(col, justify="left" if col == "method" else "right")
-    for m, e in result["methods"].items():
+    for m in result["method_order"]:
+        e = result["methods"][m]
         r = e["metrics"][pm]
         table.add_row(m, _fmt(r["mean"], r["ci"]), _fmt(r.get("delta"), r.get("delta_ci")) if "delta" in r else "—",
                       _fmt(e["metrics"]["self_bleu4"]["mean"]))

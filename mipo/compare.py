@@ -175,6 +175,7 @@ def table(cfg: Config, methods: list[str], seeds: list[int], ev: dict) -> dict:
         entry["metrics"]["self_bleu4"] = {"mean": fmean(x for x in bleu if x is not None) if any(
             x is not None for x in bleu) else None, "ci": None, "per_seed": bleu}
         result["methods"][m] = entry
+    result["method_order"] = list(result["methods"])  # compare.json is written with sorted keys
     return result
 
 
@@ -189,14 +190,16 @@ def render(result: dict, failures: dict, timings: dict) -> str:
     from .report import LABELS
 
     pm = result["primary_metric"]
-    keys = [pm] + [k for k in next(iter(result["methods"].values()))["metrics"] if k != pm] if result["methods"] else []
+    order = result["method_order"]
+    keys = [pm] + [k for k in result["methods"][order[0]]["metrics"] if k != pm] if order else []
     out = [f"# mipo compare: {result['task']}\n",
            f"{result['n_items']} held-out items; seeds {', '.join(map(str, result['seeds']))}. Each cell: mean over "
            f"seeds [95% bootstrap CI over items of the seed-averaged per-item values]. Δ = paired difference to "
            f"`prompting` (the base model) [95% CI]. self-BLEU-4 has no per-item values: mean over seeds.\n"]
     head = ["method", "seeds"] + [LABELS.get(k, k) for k in keys] + [f"Δ {LABELS.get(pm, pm)}"]
     out.append("| " + " | ".join(head) + " |\n|" + "---|" * len(head))
-    for m, entry in result["methods"].items():
+    for m in order:
+        entry = result["methods"][m]
         cells = [m, str(len(entry["seeds_done"]))]
         for k in keys:
             r = entry["metrics"].get(k, {})
@@ -205,7 +208,8 @@ def render(result: dict, failures: dict, timings: dict) -> str:
         cells.append(_fmt(r.get("delta"), r.get("delta_ci")) if "delta" in r else "—")
         out.append("| " + " | ".join(cells) + " |")
     out.append(f"\nPer seed, {LABELS.get(pm, pm)}:\n")
-    for m, entry in result["methods"].items():
+    for m in order:
+        entry = result["methods"][m]
         vals = ", ".join(f"seed {s}: {_fmt(v)}" for s, v in zip(entry["seeds_done"], entry["metrics"][pm]["per_seed"]))
         out.append(f"- {m}: {vals}")
     if failures:
@@ -223,7 +227,7 @@ def plot(result: dict, path: Path) -> None:
     import matplotlib.pyplot as plt
 
     pm = result["primary_metric"]
-    names = list(result["methods"])
+    names = result["method_order"]
     means = [result["methods"][m]["metrics"][pm]["mean"] or 0.0 for m in names]
     cis = [result["methods"][m]["metrics"][pm]["ci"] for m in names]
     err = [[mu - (c[0] if c else mu) for mu, c in zip(means, cis)], [(c[1] if c else mu) - mu for mu, c in zip(means, cis)]]

@@ -170,3 +170,36 @@ def test_rlaif_and_prompting_and_iterative_run(tiny_model_dir, tmp_path):
     base = load_file(tiny_model_dir / "model.safetensors")
     key = next(k for k in r1 if "q_proj" in k)
     assert not torch.equal(r1[key], base[key]) and not torch.equal(r2[key], r1[key])
+
+
+def test_compare_table_two_seeds(tiny_model_dir, tmp_path, capsys):
+    run_dir = tmp_path / "cmp"
+    args = flags(tiny_model_dir, run_dir, *PERSONALIZATION, "--compare.methods", "prompting,mipo,sft-self,rlaif",
+                 "--compare.seeds", "0,1", "--generate.rlaif_judge_tokens", "4", "--evaluate.mi_negatives", "2")
+    assert main(["compare", *args]) == 0
+    out = capsys.readouterr().out
+    assert "prompting" in out and "sft-self" in out and "failed" in out  # rlaif: no pair on the random model
+    result = json.loads((run_dir / "compare.json").read_text())
+    assert result["method_order"] == ["prompting", "mipo", "sft-self"]
+    assert set(result["failures"]) == {"rlaif/seed0", "rlaif/seed1"}
+    # mipo and sft-self read the same samples: one generate stage per seed, the same pairs
+    assert (run_dir / "mipo" / "seed0" / "pairs.jsonl").read_bytes() == \
+        (run_dir / "sft-self" / "seed0" / "pairs.jsonl").read_bytes() == \
+        (run_dir / "samples" / "pairs-seed0" / "pairs.jsonl").read_bytes()
+    assert (run_dir / "mipo" / "seed0" / "pairs.jsonl").read_bytes() != (run_dir / "mipo" / "seed1" / "pairs.jsonl").read_bytes()
+    rows = read_jsonl(run_dir / "compare_responses.jsonl")
+    pm = result["primary_metric"]
+    # the table is the seed-average of the per-item values in compare_responses.jsonl
+    for m in ("prompting", "mipo"):
+        per_seed = [[r[f"{m}/seed{s}"]["metrics"][pm] for r in rows] for s in (0, 1)]
+        items = [sum(v) / 2 for v in zip(*per_seed)]
+        assert result["methods"][m]["metrics"][pm]["mean"] == pytest.approx(sum(items) / len(items))
+    d = result["methods"]["mipo"]["metrics"][pm]
+    assert d["delta"] == pytest.approx(d["mean"] - result["methods"]["prompting"]["metrics"][pm]["mean"])
+    md = (run_dir / "compare.md").read_text()
+    assert "| mipo | 2 |" in md and "rlaif/seed0" in md
+    assert (run_dir / "compare.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # a second call reuses every stage: same table
+    before = (run_dir / "compare.json").read_bytes()
+    assert main(["compare", *args]) == 0
+    assert (run_dir / "compare.json").read_bytes() == before
