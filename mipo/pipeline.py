@@ -135,7 +135,13 @@ def generate(cfg: Config) -> Path:
     if kind == "rlaif":
         from .methods.rlaif import build_pairs as rlaif_pairs
 
-        pairs, extra = rlaif_pairs(task, items, cfg, sample_fn)
+        score_fn = None
+        if getattr(engine, "model", None) is not None:  # in process: probability-weighted scores, see methods/rlaif
+            from .methods.rlaif import expected_scores
+
+            def score_fn(prompts):
+                return expected_scores(engine.model, engine.tok, prompts, max(1, g.batch_size // 4), partial)
+        pairs, extra = rlaif_pairs(task, items, cfg, sample_fn, score_fn)
     else:
         pairs = build_pairs(task, items, cfg, sample_fn)
     _save_config(cfg)

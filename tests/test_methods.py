@@ -149,11 +149,30 @@ def test_rlaif_pairs_best_against_worst(tiny_model_dir, tmp_path):
         assert r["meta"]["scores"] == [1, 2, 3] and r["negative_prompt"] == r["prompt"]
 
 
+def test_rlaif_in_process_scores_are_expected_digits(tiny_model_dir, tmp_path, tiny):
+    from mipo.generate import prompt_ids
+    from mipo.methods.rlaif import expected_scores
+
+    model, tok = tiny
+    prompts = [[{"role": "user", "content": t}] for t in ("Rate this. Short.", "A much longer request to rate, please.")]
+    got = expected_scores(model, tok, prompts, batch_size=2)  # one left-padded batch
+    opts = [tok(f"Score: {d}", add_special_tokens=False)["input_ids"] for d in range(1, 6)]
+    for p, g in zip(prompts, got):  # by hand: one unpadded sequence, the 5 digit tokens after "Score:"
+        ids = torch.tensor([prompt_ids(tok, [p])[0] + opts[0][:-1]])
+        with torch.no_grad():
+            probs = model(input_ids=ids).logits[0, -1][[o[-1] for o in opts]].softmax(-1)
+        assert g == pytest.approx(sum((d + 1) * probs[d].item() for d in range(5)), abs=1e-4) and 1 <= g <= 5
+
+
 def test_rlaif_and_prompting_and_iterative_run(tiny_model_dir, tmp_path):
-    # rlaif on the tiny random model: its self-judgements never parse, so there is no pair: one clear error line
-    code = main(["run", *flags(tiny_model_dir, tmp_path / "r", *PERSONALIZATION, "--method", "rlaif",
-                               "--generate.rlaif_judge_tokens", "4")])
-    assert code == 2
+    run_dir = tmp_path / "r"
+    assert main(["run", *flags(tiny_model_dir, run_dir, *PERSONALIZATION, "--method", "rlaif")]) == 0
+    check_run_dir(run_dir, n_pairs=6)
+    for p in read_jsonl(run_dir / "pairs.jsonl"):  # chosen = the best-scored of 4 samples, rejected the worst
+        sc = p["meta"]["scores"]
+        assert len(sc) == 4 and sc[p["meta"]["chosen_sample"]] == max(sc) and sc[p["meta"]["rejected_sample"]] == min(sc)
+    stamp = json.loads((run_dir / "stages" / "generate.json").read_text())
+    assert stamp["rlaif_judged"] == 24 and stamp["rlaif_unparsed"] == 0
     # prompting: nothing trained, the base model evaluated
     assert main(["run", *flags(tiny_model_dir, tmp_path / "p", *PERSONALIZATION, "--method", "prompting")]) == 0
     m = json.loads((tmp_path / "p" / "metrics.json").read_text())
@@ -175,10 +194,10 @@ def test_rlaif_and_prompting_and_iterative_run(tiny_model_dir, tmp_path):
 def test_compare_table_two_seeds(tiny_model_dir, tmp_path, capsys):
     run_dir = tmp_path / "cmp"
     args = flags(tiny_model_dir, run_dir, *PERSONALIZATION, "--compare.methods", "prompting,mipo,sft-self,rlaif",
-                 "--compare.seeds", "0,1", "--generate.rlaif_judge_tokens", "4", "--evaluate.mi_negatives", "2")
+                 "--compare.seeds", "0,1", "--generate.rlaif_samples", "1", "--evaluate.mi_negatives", "2")
     assert main(["compare", *args]) == 0
     out = capsys.readouterr().out
-    assert "prompting" in out and "sft-self" in out and "failed" in out  # rlaif: no pair on the random model
+    assert "prompting" in out and "sft-self" in out and "failed" in out  # rlaif: 1 sample per prompt cannot make a pair
     result = json.loads((run_dir / "compare.json").read_text())
     assert result["method_order"] == ["prompting", "mipo", "sft-self"]
     assert set(result["failures"]) == {"rlaif/seed0", "rlaif/seed1"}
