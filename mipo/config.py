@@ -212,6 +212,10 @@ def apply_overrides(cfg: Config, overrides: dict[str, Any], where: str) -> Confi
                 setattr(obj, name, _coerce(v, types[name], f"{where}: {section}.{name}"))
         elif section in TOP_LEVEL:
             setattr(cfg, section, _coerce(value, top[section], f"{where}: {section}"))
+            if section == "method":  # refuse an unknown method now, with the nearest known one
+                from .methods import get_method
+
+                get_method(cfg.method)
         else:
             valid = list(TOP_LEVEL) + list(SECTIONS) + [f"{s}.{f.name}" for s, c in SECTIONS.items() for f in fields(c)]
             raise _unknown(section, valid, where)

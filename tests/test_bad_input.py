@@ -93,6 +93,14 @@ def case_recipe_unknown_key(tmp_path):
     return ["--config", str(r)], rf"{r}: unknown key 'model.nmae'; did you mean 'model.name'\?"
 
 
+def case_unknown_method(tmp_path):
+    return ["--method", "infonse"], r"unknown method 'infonse' \(known: .*\); did you mean 'infonce'\?"
+
+
+def case_compare_bad_seeds(tmp_path):
+    return ["--compare.seeds", "0,one"], r"compare.seeds: expected comma-separated integers, got '0,one'"
+
+
 CASES = [v for k, v in dict(globals()).items() if k.startswith("case_")]
 
 
@@ -100,7 +108,7 @@ CASES = [v for k, v in dict(globals()).items() if k.startswith("case_")]
 def test_bad_input_one_line_no_output(case, tiny_model_dir, tmp_path, capsys):
     extra, pattern = case(tmp_path)
     run_dir = tmp_path / "run"
-    argv = ["generate", "--model.name", str(tiny_model_dir), "--run-dir", str(run_dir),
+    argv = ["compare" if "compare" in case.__name__ else "generate", "--model.name", str(tiny_model_dir), "--run-dir", str(run_dir),
             "--generate.max_new_tokens", "8", *extra]
     assert main(argv) == 2
     err = capsys.readouterr().err.strip().splitlines()
