@@ -49,14 +49,15 @@ def main():
             return tokens / (time.perf_counter() - t0)
         return run
 
-    def mipo_sampler(batch_size):
+    def mipo_sampler(batch_size, min_prefix=8):
         def run(r):
             order = sorted(range(len(ids)), key=lambda i: -len(ids[i]))
             tokens, t0 = 0, time.perf_counter()
             for b, s in enumerate(range(0, len(order), batch_size)):
                 gen = torch.Generator().manual_seed(r * 1000 + b)
                 out = decode(model, [ids[i] for i in order[s:s + batch_size]], pad_id=tok.pad_token_id, eos_ids=stop,
-                             temperature=args.temperature, top_p=args.top_p, max_new_tokens=args.max_new_tokens, gen=gen)
+                             temperature=args.temperature, top_p=args.top_p, max_new_tokens=args.max_new_tokens, gen=gen,
+                             min_prefix=min_prefix)
                 tokens += sum(len(t) for t in out)
             return tokens / (time.perf_counter() - t0)
         return run
@@ -65,16 +66,18 @@ def main():
     peak = gemm_peak_gflops()
     limit = peak * 1e9 / (2 * n_params)
     fns = {"generate@16": hf_generate(16), "generate@64": hf_generate(64),
-           "mipo@16": mipo_sampler(16), "mipo@64": mipo_sampler(64)}
+           "mipo@16": mipo_sampler(16), "mipo@64": mipo_sampler(64),
+           # the same sampler without the shared-prefix KV cache: what the prefix cache buys
+           "mipo-noprefix@64": mipo_sampler(64, min_prefix=10**9)}
     res = interleave(fns, args.rounds)
     med = {k: sorted(v)[len(v) // 2] for k, v in res.items()}
     print(f"machine: {machine()}; fp32 GEMM peak {peak:.1f} GFLOP/s -> compute limit {limit:.0f} tokens/s "
           f"({n_params / 1e6:.1f}M params)")
     print(f"{args.prompts} prompts, max_new_tokens {args.max_new_tokens}, T={args.temperature}, top_p={args.top_p}, "
           f"{args.rounds} rounds interleaved")
-    print(f"{'engine@batch':14s} {'tokens/s':>18s} {'vs generate@16':>15s} {'of limit':>9s}")
+    print(f"{'engine@batch':17s} {'tokens/s':>18s} {'vs generate@16':>15s} {'of limit':>9s}")
     for k, v in res.items():
-        print(f"{k:14s} {summary(v):>18s} {med[k] / med['generate@16']:14.2f}x {med[k] / limit:8.0%}")
+        print(f"{k:17s} {summary(v):>18s} {med[k] / med['generate@16']:14.2f}x {med[k] / limit:8.0%}")
     print("results:", save("generation", {"machine": machine(), "gemm_gflops": peak, "limit_tok_s": limit,
                                            "args": vars(args), "tok_s": res}))
 

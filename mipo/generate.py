@@ -60,27 +60,53 @@ def _nucleus_draw(logits, wide, vals, idx, cum, probs, top_p, gen, full_vals, fu
     return out
 
 
+def shared_prefix(prompts: list[list[int]]) -> int:
+    """Length of the token prefix every prompt starts with, leaving each prompt at least one token of its own."""
+    n = min(len(p) for p in prompts) - 1
+    first = prompts[0]
+    for p in prompts[1:]:
+        k = 0
+        while k < n and p[k] == first[k]:
+            k += 1
+        n = k
+    return max(n, 0)
+
+
 @torch.inference_mode()
 def decode(model, prompts: list[list[int]], *, pad_id: int, eos_ids: set[int], temperature: float, top_p: float,
-           max_new_tokens: int, gen: torch.Generator | None) -> list[list[int]]:
+           max_new_tokens: int, gen: torch.Generator | None, min_prefix: int = 8) -> list[list[int]]:
     """Left-padded batched decoding with a KV cache that drops each row as soon as it ends.
 
     Written here because `model.generate` keeps finished rows in the batch until the longest one ends (at
     batch 64 most of a late step is wasted on finished rows) and transformers' continuous batching targets
     GPUs (25 tokens/s on this 2-core CPU vs 105 for plain generate at batch 64).
+
+    Prefill is about half the work at these lengths, and chat prompts share a prefix (the system turn, the start
+    of the user turn: 27 of ~62 tokens on the demo set). When at least `min_prefix` tokens are shared, the prefix
+    is run once and its KV cache repeated over the batch; each row then prefills only its own suffix, left-padded
+    between prefix and suffix (masked, with positions continuing from the prefix).
     """
     from transformers import DynamicCache
 
     device = model.device
-    width = max(len(p) for p in prompts)
+    cache = DynamicCache(config=model.config)
+    shared = shared_prefix(prompts) if len(prompts) > 1 else 0
+    if shared < min_prefix:
+        shared = 0
+    if shared:
+        model(input_ids=torch.tensor([prompts[0][:shared]], device=device), cache=cache, use_cache=True,
+              logits_to_keep=1)
+        cache.batch_repeat_interleave(len(prompts))
+    rest = [p[shared:] for p in prompts]
+    width = max(len(p) for p in rest)
     ids = torch.full((len(prompts), width), pad_id, dtype=torch.long)
     mask = torch.zeros((len(prompts), width), dtype=torch.long)
-    for r, p in enumerate(prompts):
+    for r, p in enumerate(rest):
         ids[r, width - len(p):] = torch.tensor(p)
         mask[r, width - len(p):] = 1
     ids, mask = ids.to(device), mask.to(device)
-    pos = (mask.cumsum(-1) - 1).clamp(min=0)
-    cache = DynamicCache(config=model.config)
+    pos = shared + (mask.cumsum(-1) - 1).clamp(min=0)
+    mask = torch.cat([mask.new_ones((len(prompts), shared)), mask], dim=1)
     out = model(input_ids=ids, attention_mask=mask, position_ids=pos, cache=cache, use_cache=True,
                 logits_to_keep=1)
     eos = torch.tensor(sorted(eos_ids), device=device)

@@ -64,7 +64,7 @@ def test_greedy_decode_equals_transformers_generate(tiny_model_dir):
                 p.normal_(0, 0.5)
     ids = prompt_ids(tok, PROMPTS)
     mine = decode(model, ids, pad_id=tok.pad_token_id, eos_ids=eos_ids(model, tok), temperature=0, top_p=1.0,
-                  max_new_tokens=24, gen=None)
+                  max_new_tokens=24, gen=None, min_prefix=4)
     tok.padding_side = "left"
     enc = tok.apply_chat_template(PROMPTS, add_generation_prompt=True, return_tensors="pt", padding=True,
                                   return_dict=True)
@@ -73,3 +73,18 @@ def test_greedy_decode_equals_transformers_generate(tiny_model_dir):
     assert len({tuple(t) for t in mine}) > 1
     for a, b in zip(mine, hf):
         assert a == b[:len(a)] and (len(a) == 24 or a[-1] in eos_ids(model, tok))
+    # the shared system turn went through the prefix KV cache; without it, the same tokens
+    from mipo.generate import shared_prefix
+
+    assert shared_prefix(ids) >= 4
+    plain = decode(model, ids, pad_id=tok.pad_token_id, eos_ids=eos_ids(model, tok), temperature=0, top_p=1.0,
+                   max_new_tokens=24, gen=None, min_prefix=10**9)
+    assert plain == mine
+
+
+def test_shared_prefix_leaves_every_prompt_a_token():
+    from mipo.generate import shared_prefix
+
+    assert shared_prefix([[1, 2, 3, 4], [1, 2, 3, 5], [1, 2, 3, 4, 9]]) == 3
+    assert shared_prefix([[1, 2, 3], [1, 2, 3, 4]]) == 2  # the shortest prompt keeps its last token
+    assert shared_prefix([[7, 1], [8, 1]]) == 0
