@@ -75,9 +75,11 @@ def train_all(cfg: Config, methods: list[str], seeds: list[int]) -> dict:
 
 def _respond(cfg: Config, model, tok, prompts, seed: int, name: str, resume: Path) -> list[str]:
     e = cfg.evaluate
+    # One batch log per model: the log's key names the base weights and whether an adapter is on, not which
+    # adapter, so two methods' adapters sharing a log would be handed each other's responses.
     return generate.sample(model, tok, prompts, temperature=e.temperature, top_p=e.top_p,
                            max_new_tokens=e.max_new_tokens, batch_size=e.batch_size, seed=seed + 7,
-                           desc=f"eval {name}", resume_dir=resume)
+                           desc=f"eval {name}", resume_dir=resume / name.replace("/", "-"))
 
 
 def evaluate_all(cfg: Config, methods: list[str], seeds: list[int], failures: dict) -> tuple[dict, list[dict]]:

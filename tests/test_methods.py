@@ -194,7 +194,8 @@ def test_rlaif_and_prompting_and_iterative_run(tiny_model_dir, tmp_path):
 def test_compare_table_two_seeds(tiny_model_dir, tmp_path, capsys):
     run_dir = tmp_path / "cmp"
     args = flags(tiny_model_dir, run_dir, *PERSONALIZATION, "--compare.methods", "prompting,mipo,sft-self,rlaif",
-                 "--compare.seeds", "0,1", "--generate.rlaif_samples", "1", "--evaluate.mi_negatives", "2")
+                 "--compare.seeds", "0,1", "--generate.rlaif_samples", "1", "--evaluate.mi_negatives", "2",
+                 "--train.learning_rate", "0.05", "--evaluate.max_new_tokens", "16")  # adapters far apart
     assert main(["compare", *args]) == 0
     out = capsys.readouterr().out
     assert "prompting" in out and "sft-self" in out and "failed" in out  # rlaif: 1 sample per prompt cannot make a pair
@@ -213,6 +214,23 @@ def test_compare_table_two_seeds(tiny_model_dir, tmp_path, capsys):
         per_seed = [[r[f"{m}/seed{s}"]["metrics"][pm] for r in rows] for s in (0, 1)]
         items = [sum(v) / 2 for v in zip(*per_seed)]
         assert result["methods"][m]["metrics"][pm]["mean"] == pytest.approx(sum(items) / len(items))
+    # each model answered with its own weights: the responses equal a fresh generation with that adapter alone
+    from peft import PeftModel
+
+    from mipo.generate import sample
+    from mipo.tasks import get_task
+
+    cfg = Config()
+    cfg.task.data = PERSONALIZATION[1]
+    task = get_task("personalization", cfg.task)
+    prompts = [task.messages(it) for it in task.load(cfg.task, "test")]
+    answers = {}
+    for m in ("mipo", "sft-self"):
+        base, tok = models.load(ModelArgs(name=str(tiny_model_dir)))
+        peft = PeftModel.from_pretrained(base, str(run_dir / m / "seed0" / "train" / "adapter")).eval()
+        answers[m] = sample(peft, tok, prompts, temperature=0.0, top_p=1.0, max_new_tokens=16, batch_size=32, seed=7)
+        assert [r[f"{m}/seed0"]["response"] for r in rows] == answers[m]
+    assert answers["mipo"] != answers["sft-self"]
     d = result["methods"]["mipo"]["metrics"][pm]
     assert d["delta"] == pytest.approx(d["mean"] - result["methods"]["prompting"]["metrics"][pm]["mean"])
     md = (run_dir / "compare.md").read_text()
