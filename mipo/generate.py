@@ -5,6 +5,8 @@ so a killed stage loses at most one batch and a resumed run gives exactly the sa
 """
 from __future__ import annotations
 
+import hashlib
+
 import torch
 from tqdm.auto import tqdm
 
@@ -137,6 +139,45 @@ def eos_ids(model, tok) -> set[int]:
     return ids | {tok.eos_token_id}
 
 
+def weights_id(model) -> dict:
+    """What a model's outputs depend on, for BatchLog keys: its weights' path and, when a PEFT adapter is on,
+    a digest of the active adapter weights (the base and every adapter trained on it share one path)."""
+    from peft.tuners.tuners_utils import BaseTunerLayer
+
+    digest, active = hashlib.blake2b(digest_size=16), False
+    for mod_name, m in model.named_modules():
+        if not isinstance(m, BaseTunerLayer) or m.disable_adapters:
+            continue
+        for layer in m.adapter_layer_names:
+            store = getattr(m, layer)  # ModuleDict or ParameterDict keyed by adapter name
+            for adapter in (a for a in m.active_adapters if a in store):
+                obj = store[adapter]
+                params = sorted(obj.named_parameters()) if isinstance(obj, torch.nn.Module) else [("", obj)]
+                for name, p in params:
+                    active = True
+                    digest.update(f"{mod_name}.{layer}.{adapter}.{name}".encode())
+                    digest.update(p.detach().float().cpu().contiguous().numpy().tobytes())
+    return {"model": _model_id(model), "adapter": digest.hexdigest() if active else None}
+
+
+def run_batches(lengths: list[int], batch_size: int, log: BatchLog, fn, desc: str | None = None) -> list:
+    """fn(batch number, indices) -> one value per index, over batches of similar length (longest first, ties by index, so the
+    batches depend on nothing but the inputs); batches already in `log` are read back, new ones appended."""
+    order = sorted(range(len(lengths)), key=lambda i: (-lengths[i], i))
+    batches = [order[s:s + batch_size] for s in range(0, len(order), batch_size)]
+    done = log.load()
+    out: list = [None] * len(lengths)
+    with tqdm(total=len(lengths), desc=desc, unit="prompt", disable=desc is None) as bar:
+        for b, idx in enumerate(batches):
+            if b not in done:
+                done[b] = fn(b, idx)
+                log.append(b, done[b])
+            for i, v in zip(idx, done[b]):
+                out[i] = v
+            bar.update(len(idx))
+    return out
+
+
 @torch.inference_mode()
 def sample(model, tok, prompts: list[Messages], *, temperature: float, top_p: float, max_new_tokens: int,
            batch_size: int, seed: int, desc: str = "sampling", resume_dir=None) -> list[str]:
@@ -146,26 +187,17 @@ def sample(model, tok, prompts: list[Messages], *, temperature: float, top_p: fl
     its own generator seeded from (seed, batch index): the output depends on nothing but inputs and settings.
     """
     ids = prompt_ids(tok, prompts)
-    order = sorted(range(len(ids)), key=lambda i: (-len(ids[i]), i))
-    batches = [order[s:s + batch_size] for s in range(0, len(order), batch_size)]
     log = BatchLog(resume_dir, {"op": "sample", "ids": ids, "t": temperature, "p": top_p, "n": max_new_tokens,
-                                "bs": batch_size, "seed": seed, "model": _model_id(model),
-                                "adapters": _adapters_active(model)})
-    done = log.load()
-    out: list[str] = [""] * len(ids)
+                                "bs": batch_size, "seed": seed, **weights_id(model)})
     stop = eos_ids(model, tok)
-    with tqdm(total=len(ids), desc=desc, unit="prompt") as bar:
-        for b, idx in enumerate(batches):
-            if b not in done:
-                gen = torch.Generator(device=model.device).manual_seed(seed * 100_003 + b)
-                toks = decode(model, [ids[i] for i in idx], pad_id=tok.pad_token_id, eos_ids=stop,
-                              temperature=temperature, top_p=top_p, max_new_tokens=max_new_tokens, gen=gen)
-                done[b] = [tok.decode(t, skip_special_tokens=True).strip() for t in toks]
-                log.append(b, done[b])
-            for i, text in zip(idx, done[b]):
-                out[i] = text
-            bar.update(len(idx))
-    return out
+
+    def batch(b: int, idx: list[int]) -> list[str]:
+        gen = torch.Generator(device=model.device).manual_seed(seed * 100_003 + b)
+        toks = decode(model, [ids[i] for i in idx], pad_id=tok.pad_token_id, eos_ids=stop, temperature=temperature,
+                      top_p=top_p, max_new_tokens=max_new_tokens, gen=gen)
+        return [tok.decode(t, skip_special_tokens=True).strip() for t in toks]
+
+    return run_batches([len(x) for x in ids], batch_size, log, batch, desc)
 
 
 @torch.inference_mode()
@@ -174,35 +206,21 @@ def logprobs(model, tok, prompts: list[Messages], responses: list[str], batch_si
     """Sum of log p(response tokens + end-of-turn | prompt) under `model`, one float per (prompt, response)."""
     eos = tok.eos_token_id
     seqs = [(p, tok(r, add_special_tokens=False)["input_ids"] + [eos]) for p, r in zip(prompt_ids(tok, prompts), responses)]
-    order = sorted(range(len(seqs)), key=lambda i: (-sum(map(len, seqs[i])), i))
-    batches = [order[s:s + batch_size] for s in range(0, len(order), batch_size)]
-    log = BatchLog(resume_dir, {"op": "logprobs", "seqs": seqs, "bs": batch_size, "model": _model_id(model),
-                                "adapters": _adapters_active(model)})
-    done = log.load()
-    out = [0.0] * len(seqs)
-    for b, idx in enumerate(batches):
-        if b not in done:
-            width = max(sum(map(len, seqs[i])) for i in idx)
-            input_ids = torch.full((len(idx), width), tok.pad_token_id, dtype=torch.long)
-            labels = torch.full((len(idx), width), -100, dtype=torch.long)
-            mask = torch.zeros((len(idx), width), dtype=torch.long)
-            for r, i in enumerate(idx):
-                p, y = seqs[i]
-                input_ids[r, :len(p) + len(y)] = torch.tensor(p + y)
-                labels[r, len(p):len(p) + len(y)] = torch.tensor(y)
-                mask[r, :len(p) + len(y)] = 1
-            logits = model(input_ids=input_ids.to(model.device), attention_mask=mask.to(model.device)).logits.float()
-            labels = labels[:, 1:].to(logits.device)
-            lp = -torch.nn.functional.cross_entropy(logits[:, :-1].transpose(1, 2), labels.clamp(min=0), reduction="none")
-            done[b] = (lp * (labels != -100)).sum(-1).tolist()
-            log.append(b, done[b])
-        for i, v in zip(idx, done[b]):
-            out[i] = v
-    return out
+    log = BatchLog(resume_dir, {"op": "logprobs", "seqs": seqs, "bs": batch_size, **weights_id(model)})
 
+    def batch(b: int, idx: list[int]) -> list[float]:
+        width = max(sum(map(len, seqs[i])) for i in idx)
+        input_ids = torch.full((len(idx), width), tok.pad_token_id, dtype=torch.long)
+        labels = torch.full((len(idx), width), -100, dtype=torch.long)
+        mask = torch.zeros((len(idx), width), dtype=torch.long)
+        for r, i in enumerate(idx):
+            p, y = seqs[i]
+            input_ids[r, :len(p) + len(y)] = torch.tensor(p + y)
+            labels[r, len(p):len(p) + len(y)] = torch.tensor(y)
+            mask[r, :len(p) + len(y)] = 1
+        logits = model(input_ids=input_ids.to(model.device), attention_mask=mask.to(model.device)).logits.float()
+        labels = labels[:, 1:].to(logits.device)
+        lp = -torch.nn.functional.cross_entropy(logits[:, :-1].transpose(1, 2), labels.clamp(min=0), reduction="none")
+        return (lp * (labels != -100)).sum(-1).tolist()
 
-def _adapters_active(model) -> bool:
-    """Whether a PEFT adapter is on: the base and trained models are one object in the LoRA case."""
-    from peft.tuners.tuners_utils import BaseTunerLayer
-
-    return any(not m.disable_adapters for m in model.modules() if isinstance(m, BaseTunerLayer))
+    return run_batches([sum(map(len, s)) for s in seqs], batch_size, log, batch)

@@ -88,3 +88,34 @@ def test_shared_prefix_leaves_every_prompt_a_token():
     assert shared_prefix([[1, 2, 3, 4], [1, 2, 3, 5], [1, 2, 3, 4, 9]]) == 3
     assert shared_prefix([[1, 2, 3], [1, 2, 3, 4]]) == 2  # the shortest prompt keeps its last token
     assert shared_prefix([[7, 1], [8, 1]]) == 0
+
+
+def test_resume_log_tells_adapters_apart(tiny_model_dir, tmp_path):
+    """Two adapters on one base, one resume dir: each gets its own responses, never the other's logged ones."""
+    from peft import LoraConfig, get_peft_model
+
+    from mipo import ModelArgs, models
+    from mipo.generate import weights_id
+
+    base, tok = models.load(ModelArgs(name=str(tiny_model_dir)))
+    model = get_peft_model(base, LoraConfig(r=4, target_modules=["q_proj", "v_proj"], init_lora_weights=False))
+
+    def new_adapter(seed):  # same name and shapes, other weights: what two trained adapters look like
+        torch.manual_seed(seed)
+        for n, p in model.named_parameters():
+            if "lora_" in n:
+                p.data.normal_(0, 0.5)
+
+    new_adapter(0)
+    kw = dict(temperature=1.0, top_p=1.0, max_new_tokens=10, batch_size=2, seed=0, resume_dir=tmp_path)
+    with model.disable_adapter():
+        assert weights_id(model)["adapter"] is None
+        off = sample(model, tok, PROMPTS, **kw)
+    first = sample(model, tok, PROMPTS, **kw)
+    id_first = weights_id(model)
+    new_adapter(1)
+    assert weights_id(model)["adapter"] != id_first["adapter"] and weights_id(model)["model"] == id_first["model"]
+    second = sample(model, tok, PROMPTS, **kw)
+    fresh = sample(model, tok, PROMPTS, **{**kw, "resume_dir": None})
+    assert second == fresh and second != first and first != off
+    assert len(list(tmp_path.glob("*.jsonl"))) == 3  # one log per weights, base included

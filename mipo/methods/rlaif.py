@@ -49,7 +49,7 @@ def request_text(messages: list[dict]) -> str:
 @torch.inference_mode()
 def expected_scores(model, tok, prompts: list[list[dict]], batch_size: int, resume_dir=None) -> list[float]:
     """Σ d·p(d) / Σ p(d), d = 1..5, p = the model's next-token probabilities after the chat prompt + "Score:"."""
-    from ..generate import _model_id, prompt_ids
+    from ..generate import prompt_ids, run_batches, weights_id
 
     options = [tok(f"Score: {d}", add_special_tokens=False)["input_ids"] for d in range(1, 6)]
     k = 0
@@ -60,27 +60,22 @@ def expected_scores(model, tok, prompts: list[list[dict]], batch_size: int, resu
                         f"({options}); use a server engine, which parses written scores")
     digits = torch.tensor([o[k] for o in options])
     seqs = [ids + options[0][:k] for ids in prompt_ids(tok, prompts)]
-    order = sorted(range(len(seqs)), key=lambda i: (-len(seqs[i]), i))
-    batches = [order[s:s + batch_size] for s in range(0, len(order), batch_size)]
-    log_ = BatchLog(resume_dir, {"op": "rubric_scores", "seqs": seqs, "bs": batch_size, "model": _model_id(model)})
-    done, out = log_.load(), [0.0] * len(seqs)
-    for b, idx in enumerate(batches):
-        if b not in done:
-            width = max(len(seqs[i]) for i in idx)
-            ids = torch.full((len(idx), width), tok.pad_token_id, dtype=torch.long)
-            mask = torch.zeros_like(ids)
-            for r, i in enumerate(idx):  # left padding: the last position is every row's next token
-                ids[r, width - len(seqs[i]):] = torch.tensor(seqs[i])
-                mask[r, width - len(seqs[i]):] = 1
-            pos = (mask.cumsum(-1) - 1).clamp(min=0)
-            logits = model(input_ids=ids.to(model.device), attention_mask=mask.to(model.device),
-                           position_ids=pos.to(model.device), logits_to_keep=1).logits[:, -1].float()
-            p = logits[:, digits.to(logits.device)].softmax(-1)
-            done[b] = (p @ torch.arange(1.0, 6.0, device=p.device)).tolist()
-            log_.append(b, done[b])
-        for i, v in zip(idx, done[b]):
-            out[i] = v
-    return out
+    log_ = BatchLog(resume_dir, {"op": "rubric_scores", "seqs": seqs, "bs": batch_size, **weights_id(model)})
+
+    def batch(b: int, idx: list[int]) -> list[float]:
+        width = max(len(seqs[i]) for i in idx)
+        ids = torch.full((len(idx), width), tok.pad_token_id, dtype=torch.long)
+        mask = torch.zeros_like(ids)
+        for r, i in enumerate(idx):  # left padding: the last position is every row's next token
+            ids[r, width - len(seqs[i]):] = torch.tensor(seqs[i])
+            mask[r, width - len(seqs[i]):] = 1
+        pos = (mask.cumsum(-1) - 1).clamp(min=0)
+        logits = model(input_ids=ids.to(model.device), attention_mask=mask.to(model.device),
+                       position_ids=pos.to(model.device), logits_to_keep=1).logits[:, -1].float()
+        p = logits[:, digits.to(logits.device)].softmax(-1)
+        return (p @ torch.arange(1.0, 6.0, device=p.device)).tolist()
+
+    return run_batches([len(s) for s in seqs], batch_size, log_, batch)
 
 
 def build_pairs(task, items, cfg, sample_fn, score_fn=None) -> tuple[list[dict], dict]:
