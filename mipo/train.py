@@ -142,13 +142,14 @@ def save_model(trainer, final: Path) -> None:
     acc.wait_for_everyone()
 
 
-def merge_from_disk(cfg: Config, adapter_dir: Path, out: Path) -> None:
-    """Merge a saved LoRA adapter into a fresh copy of the base model (on CPU) and write it to `out`."""
+def merge_from_disk(cfg: Config, adapter_dir: Path, out: Path, base_dir: str | None = None) -> None:
+    """Merge a saved LoRA adapter into a fresh copy of the weights it was trained on (on CPU: `base_dir`, by
+    default the configured model) and write the merged model to `out`."""
     from peft import PeftModel
 
     from . import models
 
-    base, tok = models.load(dataclasses.replace(cfg.model, device="cpu"))
+    base, tok = models.load(dataclasses.replace(cfg.model, device="cpu"), base_dir)
     merged = PeftModel.from_pretrained(base, str(adapter_dir)).merge_and_unload()
     with atomic_path(out) as tmp:
         merged.save_pretrained(tmp, safe_serialization=True)

@@ -20,24 +20,11 @@ from ..io import atomic_path, write_jsonl
 log = logging.getLogger("mipo")
 
 
-def _round_model(cfg, weights_dir: str | None, rdir: Path, tok) -> None:
-    """rdir/model = the model this round trained: the full model, or the adapter merged into its base weights."""
-    if (rdir / "adapter").is_dir():
-        from peft import PeftModel
-
-        base, _ = models.load(dataclasses.replace(cfg.model, device="cpu"), weights_dir)
-        merged = PeftModel.from_pretrained(base, str(rdir / "adapter")).merge_and_unload()
-        with atomic_path(rdir / "model") as tmp:
-            merged.save_pretrained(tmp, safe_serialization=True)
-            tok.save_pretrained(tmp)
-        del base, merged
-
-
 def train(cfg, model, tok, pairs: Path, out: Path) -> dict:
     from .. import generate
     from ..pair import build_pairs
     from ..tasks import get_task
-    from ..train import train as run_train
+    from ..train import merge_from_disk, train as run_train
 
     rounds = []
     prev: str | None = None  # weights of the round r-1 model (None = the base)
@@ -78,7 +65,8 @@ def train(cfg, model, tok, pairs: Path, out: Path) -> dict:
         summary = run_train(cfg, model, tok, rpairs, rdir, ref_model=ref)
         del model, ref
         gc.collect()
-        _round_model(cfg, prev, rdir, tok)  # full fine-tuning: train() already wrote rdir/model
+        if (rdir / "adapter").is_dir():  # LoRA: merge into the weights it was trained on (full FT wrote rdir/model)
+            merge_from_disk(cfg, rdir / "adapter", rdir / "model", base_dir=prev)
         rounds.append({"round": r, **{k: summary[k] for k in ("steps", "final_loss", "train_runtime_s")}})
         prev = str(rdir / "model")
         log.info("mipo-iterative: round %d done, model in %s", r, prev)
