@@ -17,14 +17,13 @@ import logging
 import shutil
 import time
 from pathlib import Path
-from statistics import fmean
 
 from . import generate, models, pipeline
 from .config import Config
 from .evaluate import score_all, self_bleu4
 from .io import MipoError, atomic_path, write_json, write_jsonl, write_text
 from .methods import get_method
-from .stats import bootstrap_ci, paired_diff_ci
+from .stats import bootstrap_ci, mean_present, paired_diff_ci
 from .tasks import get_task
 
 log = logging.getLogger("mipo")
@@ -143,16 +142,11 @@ def table(cfg: Config, methods: list[str], seeds: list[int], ev: dict) -> dict:
     keys = sorted({k for rows in per.values() for k in rows[0] if not k.startswith("_")}) if per else []
     keys.sort(key=lambda k: k != task.primary_metric)
 
-    def item_means(m: str, k: str) -> list[float | None] | None:
+    def item_means(m: str, k: str) -> list[float | None]:
         runs = [per[f"{m}/seed{s}"] for s in seeds if f"{m}/seed{s}" in per]
-        if not runs:
-            return None
-        out = []
-        for i in range(n):
-            vals = [r[i].get(k) for r in runs if r[i].get(k) is not None]
-            out.append(fmean(vals) if vals else None)
-        return out
+        return [mean_present(r[i].get(k) for r in runs) for i in range(n)]
 
+    base = {k: item_means("prompting", k) for k in keys} if any(k.startswith("prompting/") for k in per) else None
     result = {"task": task.name, "n_items": n, "primary_metric": task.primary_metric, "seeds": seeds,
               "methods": {}, "bootstrap": {"resamples": b, "seed": cfg.seed, "level": 0.95}}
     for m in methods:
@@ -162,20 +156,15 @@ def table(cfg: Config, methods: list[str], seeds: list[int], ev: dict) -> dict:
         entry = {"seeds_done": done, "metrics": {}}
         for k in keys:
             vals = item_means(m, k)
-            per_seed = [fmean(v for v in (d.get(k) for d in per[f"{m}/seed{s}"]) if v is not None)
-                        if any(d.get(k) is not None for d in per[f"{m}/seed{s}"]) else None for s in done]
-            present = [v for v in vals if v is not None]
-            row = {"mean": fmean(present) if present else None, "ci": bootstrap_ci(vals, b, cfg.seed),
-                   "per_seed": per_seed}
-            base_vals = item_means("prompting", k) if "prompting" in methods else None
-            if base_vals is not None and m != "prompting":
-                pairs = [(a, c) for a, c in zip(vals, base_vals) if a is not None and c is not None]
-                row["delta"] = fmean(a - c for a, c in pairs) if pairs else None
+            row = {"mean": mean_present(vals), "ci": bootstrap_ci(vals, b, cfg.seed),
+                   "per_seed": [mean_present(d.get(k) for d in per[f"{m}/seed{s}"]) for s in done]}
+            if base is not None and m != "prompting":
+                pairs = [(a, c) for a, c in zip(vals, base[k]) if a is not None and c is not None]
+                row["delta"] = mean_present(a - c for a, c in pairs)
                 row["delta_ci"] = paired_diff_ci([a for a, _ in pairs], [c for _, c in pairs], b, cfg.seed)
             entry["metrics"][k] = row
         bleu = [self_bleu4(responses[f"{m}/seed{s}"]) for s in done]
-        entry["metrics"]["self_bleu4"] = {"mean": fmean(x for x in bleu if x is not None) if any(
-            x is not None for x in bleu) else None, "ci": None, "per_seed": bleu}
+        entry["metrics"]["self_bleu4"] = {"mean": mean_present(bleu), "ci": None, "per_seed": bleu}
         result["methods"][m] = entry
     result["method_order"] = list(result["methods"])  # compare.json is written with sorted keys
     return result

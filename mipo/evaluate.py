@@ -13,7 +13,7 @@ from sacrebleu.metrics import BLEU
 
 from . import generate
 from .config import Config
-from .stats import bootstrap_ci, paired_diff_ci
+from .stats import bootstrap_ci, mean_present, paired_diff_ci
 from .tasks.base import Item, Task
 
 log = logging.getLogger("mipo")
@@ -71,11 +71,6 @@ def infonce_mi(task: Task, items: list[Item], responses: list[str], scorer, k: i
         logsumexp = top + math.log(sum(math.exp(v - top) for v in s))
         out.append(math.log(k + 1) + s[0] - logsumexp)  # = log(K+1) - CE_i
     return out
-
-
-def _mean(values) -> float | None:
-    values = [v for v in values if v is not None]
-    return fmean(values) if values else None
 
 
 def run_judge(cfg: Config, items: list[Item], responses: dict[str, list[str]], per_item: dict, device: str) -> dict:
@@ -150,7 +145,7 @@ def evaluate(cfg: Config, task: Task, items: list[Item], tok, base_model, traine
     keys = [k for k in per_item["base"][0] if not k.startswith("_")] if items else []
     for name in responses:
         rows = per_item[name]
-        m = {k: _mean(d[k] for d in rows) for k in keys}
+        m = {k: mean_present(d[k] for d in rows) for k in keys}
         extra = task.summarize(items, rows)
         m.update({k: v for k, v in extra.items() if not isinstance(v, dict)})
         metrics["groups"][name] = {k: v for k, v in extra.items() if isinstance(v, dict)}
@@ -169,10 +164,10 @@ def evaluate(cfg: Config, task: Task, items: list[Item], tok, base_model, traine
         diffs = [t - b for t, b in pairs]
         metrics["paired"] = {
             "metric": pm, "n": len(diffs),
-            "share_trained_higher": _mean(d > 0 for d in diffs), "share_tied": _mean(d == 0 for d in diffs),
-            "mean_difference": _mean(diffs),
+            "share_trained_higher": mean_present(d > 0 for d in diffs), "share_tied": mean_present(d == 0 for d in diffs),
+            "mean_difference": mean_present(diffs),
             "ci": paired_diff_ci([t for t, _ in pairs], [b for _, b in pairs], e.bootstrap, cfg.seed),
-            "by_metric": {k: {"mean_difference": _mean(t[k] - b[k] for t, b in zip(per_item["trained"], per_item["base"])
+            "by_metric": {k: {"mean_difference": mean_present(t[k] - b[k] for t, b in zip(per_item["trained"], per_item["base"])
                                                         if t[k] is not None and b[k] is not None),
                               "ci": paired_diff_ci([t[k] for t in per_item["trained"]], [b[k] for b in per_item["base"]],
                                                    e.bootstrap, cfg.seed)} for k in keys}}

@@ -1,7 +1,15 @@
 """Seeded percentile-bootstrap 95% confidence intervals for means and paired differences (numpy)."""
 from __future__ import annotations
 
+from statistics import fmean
+
 import numpy as np
+
+
+def mean_present(values) -> float | None:
+    """Mean of the values that are not None (a metric can be missing for an item); None if none are."""
+    values = [v for v in values if v is not None]
+    return fmean(values) if values else None
 
 
 def bootstrap_ci(values, n_resamples: int = 1000, seed: int = 0, level: float = 0.95) -> list[float] | None:
