@@ -1,3 +1,4 @@
+import pytest
 import torch
 
 from mipo.generate import logprobs, sample
@@ -52,34 +53,55 @@ def test_nucleus_sampling_matches_transformers_top_p():
     assert torch.equal(pick(logits, 0.0, 0.9, None), logits.argmax(-1))
 
 
-def test_greedy_decode_equals_transformers_generate(tiny_model_dir):
-    from mipo import ModelArgs, models
-    from mipo.generate import decode, eos_ids, prompt_ids
+def _sliding_window_model(tiny_model_dir, out):
+    """The tiny Llama's tokenizer on a Mistral with sliding-window attention (window wider than every sequence, so
+    the same attention): its static cache layers wrap around, so decode must fall back to the dynamic cache."""
+    from transformers import AutoTokenizer, MistralConfig, MistralForCausalLM
 
-    model, tok = models.load(ModelArgs(name=str(tiny_model_dir)))
+    tok = AutoTokenizer.from_pretrained(tiny_model_dir)
+    torch.manual_seed(0)
+    model = MistralForCausalLM(MistralConfig(
+        vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
+        num_key_value_heads=2, sliding_window=512, bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id,
+        pad_token_id=tok.pad_token_id, tie_word_embeddings=True))
+    model.generation_config.eos_token_id = tok.eos_token_id
+    model.save_pretrained(out, safe_serialization=True)
+    tok.save_pretrained(out)
+    return out
+
+
+@pytest.mark.parametrize("arch", ["llama", "sliding-window"])
+def test_greedy_decode_equals_transformers_generate(tiny_model_dir, tmp_path, arch):
+    from mipo import ModelArgs, models
+    from mipo.generate import _cache, decode, eos_ids, prompt_ids, shared_prefix
+
+    path = tiny_model_dir if arch == "llama" else _sliding_window_model(tiny_model_dir, tmp_path / "mistral")
+    model, tok = models.load(ModelArgs(name=str(path)))
+    assert _cache(model, 64)[1] == (arch == "llama")  # static KV cache, or the dynamic fallback
     torch.manual_seed(0)
     with torch.no_grad():  # sharper logits than the near-uniform init, so greedy paths differ between prompts
         for p in model.parameters():
             if p.dim() == 2:
                 p.normal_(0, 0.5)
     ids = prompt_ids(tok, PROMPTS)
-    mine = decode(model, ids, pad_id=tok.pad_token_id, eos_ids=eos_ids(model, tok), temperature=0, top_p=1.0,
-                  max_new_tokens=24, gen=None, min_prefix=4)
+    kw = dict(pad_id=tok.pad_token_id, temperature=0, top_p=1.0, max_new_tokens=24, gen=None)
+    first = decode(model, ids, eos_ids=eos_ids(model, tok), min_prefix=4, **kw)
+    # a second stop token that ends row 0 early while the others go on: rows leave the batch mid-decode
+    stop = eos_ids(model, tok) | {first[0][5]}
+    mine = decode(model, ids, eos_ids=stop, min_prefix=4, **kw)
     tok.padding_side = "left"
     enc = tok.apply_chat_template(PROMPTS, add_generation_prompt=True, return_tensors="pt", padding=True,
                                   return_dict=True)
-    hf = model.generate(**enc, do_sample=False, max_new_tokens=24, pad_token_id=tok.pad_token_id)
+    hf = model.generate(**enc, do_sample=False, max_new_tokens=24, pad_token_id=tok.pad_token_id,
+                        eos_token_id=sorted(stop))
     hf = hf[:, enc["input_ids"].shape[1]:].tolist()
     assert len({tuple(t) for t in mine}) > 1
+    assert min(len(t) for t in mine) < 24 and max(len(t) for t in mine) == 24
     for a, b in zip(mine, hf):
-        assert a == b[:len(a)] and (len(a) == 24 or a[-1] in eos_ids(model, tok))
+        assert a == b[:len(a)] and (len(a) == 24 or a[-1] in stop)
     # the shared system turn went through the prefix KV cache; without it, the same tokens
-    from mipo.generate import shared_prefix
-
     assert shared_prefix(ids) >= 4
-    plain = decode(model, ids, pad_id=tok.pad_token_id, eos_ids=eos_ids(model, tok), temperature=0, top_p=1.0,
-                   max_new_tokens=24, gen=None, min_prefix=10**9)
-    assert plain == mine
+    assert decode(model, ids, eos_ids=stop, min_prefix=10**9, **kw) == mine
 
 
 def test_shared_prefix_leaves_every_prompt_a_token():
