@@ -31,6 +31,7 @@ def machine() -> str:
 def embedded():
     from mipo import ModelArgs, models
 
+    models.keep_freed_memory()  # what the `mipo` CLI sets; process-wide, so every candidate runs with it
     return models.load(ModelArgs(name="embedded"))
 
 

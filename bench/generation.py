@@ -1,6 +1,6 @@
 """Pair-generation throughput on the embedded model: mipo's sampler vs plain `model.generate`, side by side.
 
-    .venv/bin/python bench/generation.py [--prompts 64] [--max-new-tokens 64] [--rounds 3]
+    .venv/bin/python bench/generation.py [--prompts 128] [--max-new-tokens 64] [--rounds 3] [--candidates ...]
 
 Counts generated tokens up to and including the end-of-turn token (no padding), same prompts, same
 temperature/top_p. Prints tokens/s (median and spread over rounds), ratios, and the fraction of the compute
@@ -9,22 +9,29 @@ limit: fp32 GEMM peak / (2 × parameters) forward tokens per second.
 from __future__ import annotations
 
 import argparse
+import statistics
 import time
 
 import torch
 
 from common import demo_prompts, embedded, gemm_peak_gflops, interleave, machine, save, summary
 
+import mipo.generate as gen_mod
 from mipo.generate import decode, eos_ids, prompt_ids, sample
+
+static_cache = gen_mod._cache
 
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--prompts", type=int, default=64)
+    ap.add_argument("--prompts", type=int, default=128)
     ap.add_argument("--max-new-tokens", type=int, default=64)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--temperature", type=float, default=0.7)
     ap.add_argument("--top-p", type=float, default=0.9)
+    ap.add_argument("--candidates", default="generate@16,generate@64,mipo@16,mipo@64,mipo@128,mipo-noprefix@128",
+                    help="comma list of engine@batch; engines: generate, mipo, mipo-noprefix (no shared-prefix "
+                         "cache), mipo-dyncache (transformers' DynamicCache instead of the static one)")
     args = ap.parse_args()
     model, tok = embedded()
     prompts = demo_prompts(args.prompts)
@@ -49,8 +56,12 @@ def main():
             return tokens / (time.perf_counter() - t0)
         return run
 
-    def mipo_sampler(batch_size, min_prefix=8):
+    def mipo_sampler(batch_size, min_prefix=8, dynamic_cache=False):
         def run(r):
+            if dynamic_cache:  # what the static cache buys: the same sampler on transformers' DynamicCache
+                from transformers import DynamicCache
+
+                gen_mod._cache = lambda model, length: (DynamicCache(config=model.config), False)
             order = sorted(range(len(ids)), key=lambda i: -len(ids[i]))
             tokens, t0 = 0, time.perf_counter()
             for b, s in enumerate(range(0, len(order), batch_size)):
@@ -59,18 +70,21 @@ def main():
                              temperature=args.temperature, top_p=args.top_p, max_new_tokens=args.max_new_tokens, gen=gen,
                              min_prefix=min_prefix)
                 tokens += sum(len(t) for t in out)
+            gen_mod._cache = static_cache
             return tokens / (time.perf_counter() - t0)
         return run
 
     sample(model, tok, prompts[:4], temperature=0.7, top_p=0.9, max_new_tokens=4, batch_size=4, seed=0)  # warm-up
     peak = gemm_peak_gflops()
     limit = peak * 1e9 / (2 * n_params)
-    fns = {"generate@16": hf_generate(16), "generate@64": hf_generate(64),
-           "mipo@16": mipo_sampler(16), "mipo@64": mipo_sampler(64),
-           # the same sampler without the shared-prefix KV cache: what the prefix cache buys
-           "mipo-noprefix@64": mipo_sampler(64, min_prefix=10**9)}
+    engines = {"generate": hf_generate, "mipo": mipo_sampler,
+               # the same sampler without the shared-prefix KV cache: what the prefix cache buys
+               "mipo-noprefix": lambda bs: mipo_sampler(bs, min_prefix=10**9),
+               "mipo-dyncache": lambda bs: mipo_sampler(bs, dynamic_cache=True)}
+    names = ["generate@16"] + [c for c in args.candidates.split(",") if c != "generate@16"]  # the baseline first
+    fns = {c: engines[c.split("@")[0]](int(c.split("@")[1])) for c in names}
     res = interleave(fns, args.rounds)
-    med = {k: sorted(v)[len(v) // 2] for k, v in res.items()}
+    med = {k: statistics.median(v) for k, v in res.items()}
     print(f"machine: {machine()}; fp32 GEMM peak {peak:.1f} GFLOP/s -> compute limit {limit:.0f} tokens/s "
           f"({n_params / 1e6:.1f}M params)")
     print(f"{args.prompts} prompts, max_new_tokens {args.max_new_tokens}, T={args.temperature}, top_p={args.top_p}, "

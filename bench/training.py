@@ -4,12 +4,14 @@
 
 Both arms are TRL's DPOTrainer with the same LoRA adapter, pairs, batch size and steps. The baseline keeps
 every TRL default except bf16 (which is ~270x slower on this CPU; it did not finish 8 steps in 12 minutes):
-gradient checkpointing on (mipo keeps it on too: turning it off measured 15% slower here). Tokens = prompt+chosen and prompt+rejected
+gradient checkpointing on. mipo's config runs with checkpointing as set in `mipo/train.py`, and a third arm
+without it shows what that choice is worth on this machine. Tokens = prompt+chosen and prompt+rejected
 tokens TRL reports as `num_tokens`.
 """
 from __future__ import annotations
 
 import argparse
+import statistics
 import resource
 import tempfile
 from pathlib import Path
@@ -28,8 +30,10 @@ def run_arm(arm: str, pairs: Path, steps: int, batch: int):
     cfg = Config()
     cfg.train.batch_size = batch
     with tempfile.TemporaryDirectory() as out:
-        if arm == "mipo":
+        if arm.startswith("mipo"):
             args = dpo_config(cfg, out, on_cuda=False)
+            if arm != "mipo":  # mipo's config with checkpointing flipped: what that one choice is worth here
+                args.gradient_checkpointing = not args.gradient_checkpointing
         else:  # TRL defaults, fp32
             args = DPOConfig(output_dir=out, bf16=False, use_cpu=True, per_device_train_batch_size=batch,
                              report_to="none", save_strategy="no", seed=cfg.seed, data_seed=cfg.seed)  # same batches
@@ -58,9 +62,10 @@ def main():
     # LoRA DPO per token: policy forward 2N + backward through activations ~2N (frozen weights: no weight
     # gradients) + reference forward 2N = 6N FLOPs
     limit = peak * 1e9 / (6 * n)
+    flipped = "mipo-checkpointing-" + ("off" if dpo_config(Config(), "/tmp", on_cuda=False).gradient_checkpointing else "on")
     res = interleave({arm: (lambda r, arm=arm: run_arm(arm, args.pairs, args.steps, args.batch_size)[0])
-                      for arm in ("trl-defaults-fp32", "mipo")}, args.rounds)
-    med = {k: sorted(v)[len(v) // 2] for k, v in res.items()}
+                      for arm in ("trl-defaults-fp32", "mipo", flipped)}, args.rounds)
+    med = {k: statistics.median(v) for k, v in res.items()}
     print(f"machine: {machine()}; fp32 GEMM peak {peak:.1f} GFLOP/s -> LoRA DPO limit {limit:.0f} tokens/s")
     print(f"{args.steps} steps x batch {args.batch_size} pairs, {args.rounds} rounds interleaved; "
           f"peak RSS of this process {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")

@@ -26,6 +26,9 @@ def main(argv: list[str] | None = None) -> int:
     for name, help_ in STAGES.items():
         add_config_flags(sub.add_parser(name, help=help_, description=help_))
     ns = parser.parse_args(argv)
+    from .models import keep_freed_memory
+
+    keep_freed_memory()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s mipo %(levelname)s %(message)s", datefmt="%H:%M:%S")
     for noisy in ("httpx", "httpx2", "openai", "urllib3", "filelock"):  # one line per HTTP request otherwise
         logging.getLogger(noisy).setLevel(logging.WARNING)
