@@ -52,8 +52,8 @@ class GenerateArgs:
     top_p: float = 0.9
     max_new_tokens: int = 128
     samples_per_prompt: int = 1
-    # prompts decoded together: on the 2-core CPU, 128 prompts ran 165 tokens/s at batch 128 vs 144 at 64 (wider
-    # decode GEMMs); 256 gave no more (bench/generation.py)
+    # prompts decoded together: on the 2-core CPU, 128 prompts ran 159 tokens/s at batch 128 vs 142 at 64 (wider
+    # decode GEMMs; bench/generation.py); batch 256 gave no more
     batch_size: int = 128
     # Engine (mipo/engines.py): hf = in-process transformers; openai = any OpenAI-compatible server (vLLM serve,
     # SGLang, TGI, llama.cpp server, Ollama, transformers serve); vllm = in-process vLLM (optional extra).
