@@ -74,11 +74,10 @@ def train_all(cfg: Config, methods: list[str], seeds: list[int]) -> dict:
 
 def _respond(cfg: Config, model, tok, prompts, seed: int, name: str, resume: Path) -> list[str]:
     e = cfg.evaluate
-    # One batch log per model: the log's key names the base weights and whether an adapter is on, not which
-    # adapter, so two methods' adapters sharing a log would be handed each other's responses.
+    # one resume dir for every model: the batch log's key names the weights and the active adapter's digest
     return generate.sample(model, tok, prompts, temperature=e.temperature, top_p=e.top_p,
                            max_new_tokens=e.max_new_tokens, batch_size=e.batch_size, seed=seed + 7,
-                           desc=f"eval {name}", resume_dir=resume / name.replace("/", "-"))
+                           desc=f"eval {name}", resume_dir=resume)
 
 
 def evaluate_all(cfg: Config, methods: list[str], seeds: list[int], failures: dict) -> tuple[dict, list[dict]]:
