@@ -29,9 +29,11 @@ def main():
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--temperature", type=float, default=0.7)
     ap.add_argument("--top-p", type=float, default=0.9)
-    ap.add_argument("--candidates", default="generate@16,generate@64,mipo@16,mipo@64,mipo@128,mipo-noprefix@128",
+    ap.add_argument("--candidates", default="generate@16,mipo@128,mipo-allslots@128,mipo-onepass@128",
                     help="comma list of engine@batch; engines: generate, mipo, mipo-noprefix (no shared-prefix "
-                         "cache), mipo-dyncache (transformers' DynamicCache instead of the static one)")
+                         "cache), mipo-dyncache (transformers' DynamicCache instead of the static one), mipo-onepass "
+                         "(the batch's suffixes prefilled in one padded pass instead of groups of 16 similar lengths), "
+                         "mipo-allslots (transformers' StaticCache: attention over every preallocated slot)")
     args = ap.parse_args()
     model, tok = embedded()
     prompts = demo_prompts(args.prompts)
@@ -56,19 +58,21 @@ def main():
             return tokens / (time.perf_counter() - t0)
         return run
 
-    def mipo_sampler(batch_size, min_prefix=8, dynamic_cache=False):
+    def mipo_sampler(batch_size, min_prefix=8, dynamic_cache=False, prefill_rows=16, all_slots=False):
         def run(r):
-            if dynamic_cache:  # what the static cache buys: the same sampler on transformers' DynamicCache
-                from transformers import DynamicCache
+            from transformers import DynamicCache, StaticCache
 
+            if dynamic_cache:  # what the static cache buys: the same sampler on transformers' DynamicCache
                 gen_mod._cache = lambda model, length: (DynamicCache(config=model.config), False)
+            if all_slots:  # what attending over the filled slots only buys: transformers' StaticCache layers
+                gen_mod._cache = lambda model, length: (StaticCache(config=model.config, max_cache_len=length), True)
             order = sorted(range(len(ids)), key=lambda i: -len(ids[i]))
             tokens, t0 = 0, time.perf_counter()
             for b, s in enumerate(range(0, len(order), batch_size)):
                 gen = torch.Generator().manual_seed(r * 1000 + b)
                 out = decode(model, [ids[i] for i in order[s:s + batch_size]], pad_id=tok.pad_token_id, eos_ids=stop,
                              temperature=args.temperature, top_p=args.top_p, max_new_tokens=args.max_new_tokens, gen=gen,
-                             min_prefix=min_prefix)
+                             min_prefix=min_prefix, prefill_rows=prefill_rows)
                 tokens += sum(len(t) for t in out)
             gen_mod._cache = static_cache
             return tokens / (time.perf_counter() - t0)
@@ -80,7 +84,9 @@ def main():
     engines = {"generate": hf_generate, "mipo": mipo_sampler,
                # the same sampler without the shared-prefix KV cache: what the prefix cache buys
                "mipo-noprefix": lambda bs: mipo_sampler(bs, min_prefix=10**9),
-               "mipo-dyncache": lambda bs: mipo_sampler(bs, dynamic_cache=True)}
+               "mipo-dyncache": lambda bs: mipo_sampler(bs, dynamic_cache=True),
+               "mipo-onepass": lambda bs: mipo_sampler(bs, prefill_rows=10**9),
+               "mipo-allslots": lambda bs: mipo_sampler(bs, all_slots=True)}
     names = ["generate@16"] + [c for c in args.candidates.split(",") if c != "generate@16"]  # the baseline first
     fns = {c: engines[c.split("@")[0]](int(c.split("@")[1])) for c in names}
     res = interleave(fns, args.rounds)

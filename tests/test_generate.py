@@ -102,6 +102,10 @@ def test_greedy_decode_equals_transformers_generate(tiny_model_dir, tmp_path, ar
     # the shared system turn went through the prefix KV cache; without it, the same tokens
     assert shared_prefix(ids) >= 4
     assert decode(model, ids, eos_ids=stop, min_prefix=10**9, **kw) == mine
+    # the suffixes prefilled a row at a time and two rows at a time (groups of uneven width): the same tokens
+    assert len({len(p) for p in ids}) == len(ids)
+    assert decode(model, ids, eos_ids=stop, min_prefix=4, prefill_rows=1, **kw) == mine
+    assert decode(model, ids, eos_ids=stop, min_prefix=4, prefill_rows=2, **kw) == mine
 
 
 def test_shared_prefix_leaves_every_prompt_a_token():
