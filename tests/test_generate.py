@@ -108,6 +108,24 @@ def test_greedy_decode_equals_transformers_generate(tiny_model_dir, tmp_path, ar
     assert decode(model, ids, eos_ids=stop, min_prefix=4, prefill_rows=2, **kw) == mine
 
 
+def test_static_cache_attends_over_filled_slots_only(tiny_model_dir):
+    """The preallocated cache hands attention the slots written so far and sizes the mask to match, so a decode
+    step reads prompt + generated tokens, not all `max_cache_len` slots."""
+    from mipo import ModelArgs, models
+    from mipo.generate import _cache
+
+    model, _ = models.load(ModelArgs(name=str(tiny_model_dir)))
+    cache, static = _cache(model, 64)
+    assert static
+    k = torch.randn(3, model.config.num_key_value_heads, 5, model.config.head_dim)
+    keys, values = cache.update(k, k.clone(), 0)
+    assert keys.shape[2] == values.shape[2] == 5 and torch.equal(keys, k)
+    assert cache.get_mask_sizes(1, 0) == (6, 0)
+    keys, _ = cache.update(k[:, :, :1], k[:, :, :1], 0)
+    assert keys.shape[2] == 6 and torch.equal(keys[:, :, 5], k[:, :, 0])
+    assert cache.layers[0].keys.shape[2] == 64  # still one preallocated buffer, written in place
+
+
 def test_shared_prefix_leaves_every_prompt_a_token():
     from mipo.generate import shared_prefix
 
