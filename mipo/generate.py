@@ -188,8 +188,7 @@ def decode(model, prompts: list[list[int]], *, pad_id: int, eos_ids: set[int], t
             break
         if not keep.all():
             rows = keep.nonzero().squeeze(1)
-            for layer in cache.layers:
-                layer.reorder_cache(rows)
+            cache.reorder_cache(rows)
             mask, alive, nxt, next_pos = mask[rows], alive[rows], nxt[rows], next_pos[rows]
         mask[:, used] = 1
         used += 1
