@@ -1,0 +1,1 @@
+"""Evaluation: responses and per-item scores for named models, aggregation shared by `evaluate` and `compare`."""
