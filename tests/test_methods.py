@@ -76,6 +76,56 @@ def test_contrastive_trainer_loss_is_the_formula_on_a_real_batch(tiny_model_dir,
     assert abs(loss - want.item()) < 1e-4
 
 
+def test_contrastive_tokens_follow_the_chat_template_and_truncation_is_per_pair(tiny):
+    from mipo.methods.contrastive import Collator, tokenize_pair
+
+    model, tok = tiny
+    x, c, xn, r = ROWS[0]
+    row = {"prompt": [{"role": "user", "content": x}], "chosen": [{"role": "assistant", "content": c}],
+           "rejected": [{"role": "assistant", "content": r}], "negative_prompt": [{"role": "user", "content": xn}]}
+    e = tokenize_pair(tok, row)
+    render = lambda m, **kw: tok.apply_chat_template(m, tokenize=True, return_dict=False, **kw)
+    # prompt = chat prompt with the generation prompt; prompt + response = the rendered conversation
+    assert e["prompt_ids"] == render(row["prompt"], add_generation_prompt=True)
+    assert e["negative_prompt_ids"] == render(row["negative_prompt"], add_generation_prompt=True)
+    assert e["prompt_ids"] + e["chosen_ids"] == render(row["prompt"] + row["chosen"])
+    assert tok.decode(e["rejected_ids"]) == r + "<|im_end|>\n"  # the response ends the assistant turn
+
+    full = Collator(tok.pad_token_id, None)([e])
+    assert full["input_ids"].shape[0] == 4 and full["completion_mask"].sum(1).tolist() == [
+        len(e["chosen_ids"]), len(e["rejected_ids"]), len(e["chosen_ids"]), len(e["rejected_ids"])]
+    n = 12  # shorter than every prompt + response: the prompts lose their start, the responses their end
+    cut = Collator(tok.pad_token_id, n)([e])
+    assert cut["attention_mask"].sum(1).max() <= n
+    for k, (p, y) in enumerate([("prompt_ids", "chosen_ids"), ("prompt_ids", "rejected_ids"),
+                                ("negative_prompt_ids", "chosen_ids"), ("negative_prompt_ids", "rejected_ids")]):
+        ids = cut["input_ids"][k][cut["attention_mask"][k].bool()].tolist()
+        resp = ids[len(ids) - int(cut["completion_mask"][k].sum()):]
+        assert e[p][-len(ids[:len(ids) - len(resp)]):] == ids[:len(ids) - len(resp)]  # the prompt's end
+        assert e[y][:len(resp)] == resp  # the response's start
+    # each response is cut alike under x and x', each prompt alike before y+ and y-
+    cm = cut["completion_mask"].sum(1).tolist()
+    assert cm[0] == cm[2] and cm[1] == cm[3]
+    pm = (cut["attention_mask"] - cut["completion_mask"]).sum(1).tolist()
+    assert pm[0] == pm[1] and pm[2] == pm[3]
+
+
+def test_contrastive_lora_training_moves_the_adapter_and_logs_the_diagnostics(tiny_model_dir, tmp_path):
+    model, tok = models.load(ModelArgs(name=str(tiny_model_dir)))
+    cfg = Config(seed=0, method="sami")
+    cfg.train.lora, cfg.train.batch_size, cfg.train.learning_rate = True, 1, 1e-2
+    trainer = contrastive_trainer(cfg, model, tok, write_rows(tmp_path / "p.jsonl"), str(tmp_path / "o"))
+    assert trainer.ref_model is None
+    trainer.train()
+    assert trainer.state.global_step == 3  # 3 pairs, 1 per step
+    logged = [h for h in trainer.state.log_history if "contrastive/row_ce" in h]
+    assert len(logged) == 3 and all(k in logged[0] for k in ("loss", "contrastive/col_ce", "contrastive/pmi_margin",
+                                                              "contrastive/row_accuracy"))
+    assert all(torch.isfinite(torch.tensor(h["contrastive/row_ce"])) for h in logged)
+    trainer.save_model(str(tmp_path / "adapter"))  # a PEFT adapter directory
+    assert (tmp_path / "adapter" / "adapter_config.json").exists() and lora_b_changed(tmp_path / "adapter")
+
+
 def lora_b_changed(adapter_dir) -> bool:
     w = load_file(adapter_dir / "adapter_model.safetensors")
     bs = [v for k, v in w.items() if "lora_B" in k]
