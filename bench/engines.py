@@ -24,7 +24,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from mipo import ModelArgs, models  # noqa: E402
 from mipo.config import TaskArgs  # noqa: E402
-from mipo.engines import HFEngine, OpenAIEngine  # noqa: E402
+from mipo.inference import Sampling  # noqa: E402
+from mipo.inference.hf import HFEngine  # noqa: E402
+from mipo.inference.openai import OpenAIEngine  # noqa: E402
 from mipo.tasks import get_task  # noqa: E402
 from tests.openai_server import LocalServer, servable_copy  # noqa: E402
 
@@ -45,7 +47,7 @@ def main() -> None:
     task = get_task("personalization")
     items = task.load(TaskArgs(), "train")[: args.prompts]
     prompts = [task.messages(it) for it in items]
-    kw = dict(temperature=args.temperature, top_p=0.9, max_new_tokens=args.max_new_tokens, seed=0)
+    sampling, kw = Sampling(args.temperature, 0.9, args.max_new_tokens), dict(seed=0)
     results = []
 
     model, tok = models.load(ModelArgs(name=args.model), path)
@@ -61,7 +63,7 @@ def main() -> None:
 
     hf = HFEngine(model, tok)
     t0 = time.perf_counter()
-    texts = hf.sample(prompts, batch_size=args.batch_size, desc="hf", **kw)
+    texts = hf.sample(prompts, sampling, batch_size=args.batch_size, desc="hf", **kw)
     record(f"hf (in-process, batch {args.batch_size})", texts, time.perf_counter() - t0)
     del model, hf
 
@@ -78,7 +80,7 @@ def main() -> None:
                     eng = OpenAIEngine(srv.base_url, max_concurrency=conc)
                     eng.api_model  # noqa: B018 (resolve the model name outside the timing)
                     t0 = time.perf_counter()
-                    texts = eng.sample(prompts, batch_size=args.batch_size, desc=f"openai x{conc}", **kw)
+                    texts = eng.sample(prompts, sampling, batch_size=args.batch_size, desc=f"openai x{conc}", **kw)
                     record(f"openai -> {label}, concurrency {conc}", texts, time.perf_counter() - t0,
                            server_startup_s=round(startup, 1), server_completion_tokens=eng.stats["completion_tokens"])
     print("\n| engine | prompts | tokens | seconds | tokens/s |\n|---|---|---|---|---|")

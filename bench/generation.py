@@ -16,10 +16,12 @@ import torch
 
 from common import demo_prompts, embedded, gemm_peak_gflops, interleave, machine, save, summary
 
-import mipo.generate as gen_mod
-from mipo.generate import decode, eos_ids, prompt_ids, sample
+import mipo.inference.decode as dec_mod
+from mipo.inference import Sampling
+from mipo.inference.decode import decode
+from mipo.inference.hf import HFEngine, eos_ids, prompt_ids
 
-static_cache = gen_mod._cache
+static_cache = dec_mod.make_cache
 
 
 def main():
@@ -63,22 +65,22 @@ def main():
             from transformers import DynamicCache, StaticCache
 
             if dynamic_cache:  # what the static cache buys: the same sampler on transformers' DynamicCache
-                gen_mod._cache = lambda model, length: (DynamicCache(config=model.config), False)
+                dec_mod.make_cache = lambda model, length: (DynamicCache(config=model.config), False)
             if all_slots:  # what attending over the filled slots only buys: transformers' StaticCache layers
-                gen_mod._cache = lambda model, length: (StaticCache(config=model.config, max_cache_len=length), True)
+                dec_mod.make_cache = lambda model, length: (StaticCache(config=model.config, max_cache_len=length), True)
             order = sorted(range(len(ids)), key=lambda i: -len(ids[i]))
             tokens, t0 = 0, time.perf_counter()
             for b, s in enumerate(range(0, len(order), batch_size)):
                 gen = torch.Generator().manual_seed(r * 1000 + b)
-                out = decode(model, [ids[i] for i in order[s:s + batch_size]], pad_id=tok.pad_token_id, eos_ids=stop,
-                             temperature=args.temperature, top_p=args.top_p, max_new_tokens=args.max_new_tokens, gen=gen,
-                             min_prefix=min_prefix, prefill_rows=prefill_rows)
+                out = decode(model, [ids[i] for i in order[s:s + batch_size]], sampling, pad_id=tok.pad_token_id,
+                             eos_ids=stop, gen=gen, min_prefix=min_prefix, prefill_rows=prefill_rows)
                 tokens += sum(len(t) for t in out)
-            gen_mod._cache = static_cache
+            dec_mod.make_cache = static_cache
             return tokens / (time.perf_counter() - t0)
         return run
 
-    sample(model, tok, prompts[:4], temperature=0.7, top_p=0.9, max_new_tokens=4, batch_size=4, seed=0)  # warm-up
+    sampling = Sampling(args.temperature, args.top_p, args.max_new_tokens)
+    HFEngine(model, tok).sample(prompts[:4], Sampling(0.7, 0.9, 4), seed=0, batch_size=4, desc=None)  # warm-up
     peak = gemm_peak_gflops()
     limit = peak * 1e9 / (2 * n_params)
     engines = {"generate": hf_generate, "mipo": mipo_sampler,

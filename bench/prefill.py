@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/prefill.py [--prompts 128] [--rounds 5] [--rows 16]
 
-Times `mipo.generate._prefill` (shared prefix once, then the suffixes into a static KV cache) on the demo prompts
+Times `mipo.inference.decode.prefill` (shared prefix once, then the suffixes into a static KV cache) on the demo prompts
 sorted longest first, as a sampling batch holds them. Prefill is ~a quarter of a 128-prompt sampling batch here, and
 the decode steps after it swing ±10% from run to run on this shared machine, so its gain is measured on its own.
 """
@@ -16,7 +16,9 @@ import torch
 
 from common import demo_prompts, embedded, interleave, machine, save, summary
 
-from mipo.generate import _cache, _prefill, prompt_ids, shared_prefix
+from mipo.inference.decode import prefill, shared_prefix
+from mipo.inference.hf import prompt_ids
+from mipo.inference.kv_cache import make_cache
 
 
 def main():
@@ -37,9 +39,9 @@ def main():
     def arm(rows: int):
         @torch.inference_mode()
         def run(r):
-            cache, static = _cache(model, shared + len(rest[0]) + 64)
+            cache, static = make_cache(model, shared + len(rest[0]) + 64)
             t0 = time.perf_counter()
-            _prefill(model, cache, static, ids[0][:shared], rest, tok.pad_token_id, rows)
+            prefill(model, cache, static, ids[0][:shared], rest, tok.pad_token_id, rows)
             return real / (time.perf_counter() - t0)
         return run
 

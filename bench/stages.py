@@ -40,7 +40,7 @@ def main():
     argv = ["--config", args.config, "--run-dir", str(run_dir)]
 
     from mipo import load_recipe, models
-    from mipo.generate import prompt_ids
+    from mipo.inference.hf import prompt_ids
     from mipo.io import read_jsonl
 
     cfg = load_recipe(ROOT / args.config)

@@ -35,6 +35,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         cfg = config_from_args(ns)
         from . import pipeline
+        from .methods import get_method
+
+        get_method(cfg.method)  # an unknown method is refused before any work, with the nearest known one
 
         if ns.command == "compare":
             from .compare import compare
@@ -82,7 +85,7 @@ def print_compare(run_dir: Path) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from .compare import _fmt
+    from .report import cell
 
     result = json.loads((run_dir / "compare.json").read_text())
     pm = result["primary_metric"]
@@ -92,8 +95,8 @@ def print_compare(run_dir: Path) -> None:
     for m in result["method_order"]:
         e = result["methods"][m]
         r = e["metrics"][pm]
-        table.add_row(m, _fmt(r["mean"], r["ci"]), _fmt(r.get("delta"), r.get("delta_ci")) if "delta" in r else "—",
-                      _fmt(e["metrics"]["self_bleu4"]["mean"]))
+        table.add_row(m, cell(r["mean"], r["ci"]), cell(r.get("delta"), r.get("delta_ci")) if "delta" in r else "—",
+                      cell(e["metrics"]["self_bleu4"]["mean"]))
     console = Console()
     console.print(table)
     for k, v in result.get("failures", {}).items():

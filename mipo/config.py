@@ -23,7 +23,7 @@ from .io import MipoError
 class ModelArgs:
     name: str = "embedded"  # "embedded" (SmolLM2-135M-Instruct GGUF shipped on PyPI), a Hub id, a local dir or a .gguf
     trust_remote_code: bool = False
-    dtype: str = "auto"  # auto = bfloat16 on CUDA, float32 on CPU (bf16 GEMM on CPU is ~270x slower here)
+    dtype: str = "auto"  # auto = bfloat16 on CUDA, float32 on CPU (bf16 matrix products are far slower on CPUs)
     device: str = "auto"
     cache_dir: str = "~/.cache/mipo"  # where GGUF models are materialised as safetensors
 
@@ -52,8 +52,7 @@ class GenerateArgs:
     top_p: float = 0.9
     max_new_tokens: int = 128
     samples_per_prompt: int = 1
-    # prompts decoded together: on the 2-core CPU, 128 prompts ran 159 tokens/s at batch 128 vs 142 at 64 (wider
-    # decode GEMMs; bench/generation.py); batch 256 gave no more
+    # prompts decoded together: wider decode matrix products run faster on CPU too, up to ~128 (bench/README.md)
     batch_size: int = 128
     # Engine (mipo/engines.py): hf = in-process transformers; openai = any OpenAI-compatible server (vLLM serve,
     # SGLang, TGI, llama.cpp server, Ollama, transformers serve); vllm = in-process vLLM (optional extra).
@@ -137,16 +136,12 @@ class Config:
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 
-    def fingerprint(self, *sections: str) -> str:
-        """Hash of the named sections (plus model and seed): stored beside an artifact to detect stale reuse."""
+    def fingerprint(self, *sections: str, **extra: Any) -> str:
+        """Hash of the named sections (plus model, seed and `extra`): stored beside an artifact to detect stale
+        reuse. The run directory adds what the method decides (mipo.rundir.RunDir.fingerprint)."""
         d = self.to_dict()
         keep = {k: d[k] for k in ("model", "seed", *sections)}
-        if "generate" in sections:  # methods that read the same samples share them (see methods.SAMPLES)
-            from .methods import samples_kind
-
-            keep["samples"] = samples_kind(self.method)
-        if "train" in sections:
-            keep["method"] = self.method
+        keep.update(extra)
         for section, names in OPERATIONAL.items():
             if section in keep:
                 keep[section] = {k: v for k, v in keep[section].items() if k not in names}
@@ -214,10 +209,6 @@ def apply_overrides(cfg: Config, overrides: dict[str, Any], where: str) -> Confi
                 setattr(obj, name, _coerce(v, types[name], f"{where}: {section}.{name}"))
         elif section in TOP_LEVEL:
             setattr(cfg, section, _coerce(value, top[section], f"{where}: {section}"))
-            if section == "method":  # refuse an unknown method now, with the nearest known one
-                from .methods import get_method
-
-                get_method(cfg.method)
         else:
             valid = list(TOP_LEVEL) + list(SECTIONS) + [f"{s}.{f.name}" for s, c in SECTIONS.items() for f in fields(c)]
             raise _unknown(section, valid, where)

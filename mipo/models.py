@@ -22,8 +22,8 @@ def keep_freed_memory() -> bool:
     """Ask glibc to keep freed memory for reuse instead of handing it back to the OS (mallopt).
 
     By default glibc serves big blocks (activations, logits, KV caches) with fresh mmaps and returns them on free,
-    so every step faults the same pages in again: on the 2-core CPU the sampler spent ~8 s of system time in
-    2.6M page faults per 128 prompts; with this, 0.1 s and 13k faults (bench/allocator.py has the A/B figures).
+    so every step faults the same pages in again, and the sampler spends much of its system time in page faults
+    (bench/allocator.py; figures in bench/README.md).
     The cost: the process keeps its peak footprint until it exits. MIPO_MALLOC=system leaves glibc's defaults;
     other C libraries (no mallopt) are left alone. Returns whether the setting took.
     """

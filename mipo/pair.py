@@ -12,6 +12,7 @@ from dataclasses import replace
 
 from .config import Config
 from .io import MipoError
+from .seeds import derive
 from .tasks.base import Item, Task
 
 log = logging.getLogger("mipo")
@@ -105,50 +106,34 @@ def negative_prompts(task: Task, items: list[Item], strategy: str, seed: int) ->
     return corrupt(strategy, items, seed)
 
 
-def prompt_rows(task: Task, items: list[Item], cfg: Config) -> list[dict]:
+def prompt_rows(task: Task, items: list[Item], cfg: Config, strategy: str) -> list[dict]:
     """Prompt pairs (x, x') without responses, for methods that sample online (mi-grpo)."""
-    strategy = check(task, items, cfg)
     return [{"prompt": task.messages(it), "negative_prompt": task.messages(neg[0]),
              "meta": {"prompt_id": it.id, **neg[1], "strategy": strategy, "task": task.name, "seed": cfg.seed}}
             for it, neg in zip(items, negative_prompts(task, items, strategy, cfg.seed)) if neg is not None]
 
 
-def build_pairs(task: Task, items: list[Item], cfg: Config, sample_fn) -> list[dict]:
-    """Sample responses and pair each chosen response with its negative.
+def build_pairs(task: Task, items: list[Item], cfg: Config, strategy: str, sample_fn, round_: int = 0) -> list[dict]:
+    """Sample responses and pair each chosen response with its negative (`strategy`, already checked by `check`).
 
     `sample_fn(prompts, seed, desc) -> responses`. Strategies (tasks declare which they support):
     - random_prompt: one generation per prompt; prompt i's negative is the response sampled for prompt
       perm[i] of a derangement, so a pair costs one generation, not two;
-    - drop_context: a second generation from the same request with the user context removed;
-    - drop_sentence: a second generation from the prompt with one non-question sentence removed;
-    - other_user_context: a second generation from the same request with another user's context.
+    - drop_context, drop_sentence, other_user_context: a second generation from the corrupted prompt x'.
     Items a strategy cannot corrupt (see NO_PAIR) give no pair; a warning says how many.
-    With `generate.samples_per_prompt` = n every prompt gets n pairs (sample index s, seed cfg.seed + 1000 s).
-    Each row keeps `negative_prompt`, the x' its rejected response was sampled from (the contrastive losses
-    and the PMI filter score both responses under both prompts).
+    With `generate.samples_per_prompt` = n every prompt gets n pairs (sample index s). `round_` > 0: a later
+    round of mipo-iterative, drawing other samples. Each row keeps `negative_prompt`, the x' its rejected response
+    was sampled from (the contrastive losses and the PMI filter score both responses under both prompts), and
+    `meta` records the run seed, the sample index (and round) from which every seed used follows (mipo/seeds.py).
     """
-    strategy = check(task, items, cfg)
     g = cfg.generate
     rows = []
     for s in range(g.samples_per_prompt):
-        seed = cfg.seed + 1000 * s
+        seed = derive(derive(cfg.seed, "round", round_), "sample", s)
         chosen = sample_fn([task.messages(it) for it in items], seed, f"chosen {s + 1}/{g.samples_per_prompt}")
         neg_prompts = negative_prompts(task, items, strategy, seed)
-        if strategy == "random_prompt":
-            pos = {it.id: i for i, it in enumerate(items)}
-            negs = [(chosen[pos[n[0].id]], n[1]) for n in neg_prompts]
-        else:
-            keep = [i for i, c in enumerate(neg_prompts) if c is not None]
-            if not keep:
-                raise MipoError(f"{strategy}: no item can be corrupted this way ({NO_PAIR[strategy]})")
-            if len(keep) < len(items):
-                log.warning("%s: %d of %d prompts give no pair (%s)", strategy, len(items) - len(keep), len(items),
-                            NO_PAIR[strategy])
-            sampled = sample_fn([task.messages(neg_prompts[i][0]) for i in keep], seed + 500,
-                                f"negatives {s + 1}/{g.samples_per_prompt}")
-            negs = [None] * len(items)
-            for i, r in zip(keep, sampled):
-                negs[i] = (r, neg_prompts[i][1])
+        negs = _negatives(task, items, strategy, neg_prompts, chosen, sample_fn, derive(seed, "negatives"),
+                          f"negatives {s + 1}/{g.samples_per_prompt}")
         for it, c, neg, np_ in zip(items, chosen, negs, neg_prompts):
             if neg is None:
                 continue
@@ -158,11 +143,27 @@ def build_pairs(task: Task, items: list[Item], cfg: Config, sample_fn) -> list[d
                 "chosen": [{"role": "assistant", "content": c}],
                 "rejected": [{"role": "assistant", "content": r}],
                 "negative_prompt": task.messages(np_[0]),
-                "meta": {"prompt_id": it.id, **how, "strategy": strategy, "sample": s,
-                         "task": task.name, "seed": seed, "temperature": g.temperature, "top_p": g.top_p,
+                "meta": {"prompt_id": it.id, **how, "strategy": strategy, "sample": s, **({"round": round_} if round_ else {}),
+                         "task": task.name, "seed": cfg.seed, "temperature": g.temperature, "top_p": g.top_p,
                          "max_new_tokens": g.max_new_tokens, "model": cfg.model.name},
             })
     return rows
+
+
+def _negatives(task, items, strategy, neg_prompts, chosen, sample_fn, seed, desc) -> list:
+    """(rejected response, what was changed) per item, None where the item gives no pair."""
+    if strategy == "random_prompt":  # the response already sampled for the other prompt: no second generation
+        pos = {it.id: i for i, it in enumerate(items)}
+        return [(chosen[pos[n[0].id]], n[1]) for n in neg_prompts]
+    keep = [i for i, c in enumerate(neg_prompts) if c is not None]
+    if len(keep) < len(items):
+        log.warning("%s: %d of %d prompts give no pair (%s)", strategy, len(items) - len(keep), len(items),
+                    NO_PAIR[strategy])
+    sampled = sample_fn([task.messages(neg_prompts[i][0]) for i in keep], seed, desc)
+    negs = [None] * len(items)
+    for i, r in zip(keep, sampled):
+        negs[i] = (r, neg_prompts[i][1])
+    return negs
 
 
 def pmi_margins(rows: list[dict], scorer, desc: str = "PMI margins") -> list[dict]:

@@ -1,4 +1,7 @@
-"""Training with TRL: DPO on the pairs (MIPO; reference = the base model), or the trainer of another method."""
+"""Training with TRL, shared by every method: the settings every trainer gets, DPO (MIPO's trainer; reference =
+the base model), LoRA, checkpoints that a killed run resumes from, and saving under `accelerate launch`.
+
+Each method builds its trainer (mipo/methods/); `fit` runs it and writes the result."""
 from __future__ import annotations
 
 import dataclasses
@@ -23,9 +26,9 @@ def trl_args(cfg: Config, config_cls, output_dir: str, on_cuda: bool, **extra):
         output_dir=output_dir, learning_rate=t.learning_rate, num_train_epochs=t.epochs,
         per_device_train_batch_size=t.batch_size, gradient_accumulation_steps=t.grad_accum,
         seed=cfg.seed, data_seed=cfg.seed,
-        # TRL defaults to bf16 + gradient checkpointing. On CPU bf16 GEMM is ~270x slower than fp32: fp32 there.
-        # Checkpointing stays on (TRL's default): on the 2-core CPU (bench/training.py, LoRA, 135M) it ran as fast
-        # as without (72.6 vs 70.4 tokens/s; an earlier run 68 vs 58) with a smaller activation footprint.
+        # TRL defaults to bf16 + gradient checkpointing. bf16 matrix products on a CPU are far slower than fp32, so
+        # fp32 there. Checkpointing stays on (TRL's default): on CPU it cost no speed and holds fewer activations
+        # (bench/training.py, figures in bench/README.md).
         bf16=on_cuda and torch.cuda.is_bf16_supported(), fp16=False, gradient_checkpointing=True,
         use_cpu=not on_cuda, lr_scheduler_type="linear", warmup_steps=0,
         logging_steps=1, save_strategy="steps", save_steps=t.save_steps, save_total_limit=2,
@@ -33,6 +36,13 @@ def trl_args(cfg: Config, config_cls, output_dir: str, on_cuda: bool, **extra):
     )
     kwargs.update(extra)
     return config_cls(**kwargs)
+
+
+def train_model_args(cfg: Config):
+    """The model settings to train with. Full fine-tuning keeps fp32 master weights (TRL's bf16 flag then autocasts
+    the compute): updates of lr 5e-7 vanish when added to bf16 weights. LoRA trains fp32 adapters on a frozen base,
+    which may stay in model.dtype."""
+    return cfg.model if cfg.train.lora else dataclasses.replace(cfg.model, dtype="float32")
 
 
 def dpo_config(cfg: Config, output_dir: str, on_cuda: bool, **extra):
@@ -74,25 +84,6 @@ def make_dpo_trainer(cfg: Config, model, tok, dataset, output_dir: str, ref_mode
     return DPOTrainer(
         model=model, ref_model=ref_model, args=dpo_config(cfg, output_dir, on_cuda), train_dataset=dataset,
         processing_class=tok, peft_config=lora_config(cfg) if cfg.train.lora else None)
-
-
-def make_trainer(cfg: Config, model, tok, rows_path: Path, output_dir: str, ref_model=None):
-    """The TRL trainer of `cfg.method` (mipo/methods/) on the rows of `rows_path`."""
-    from .methods import get_method
-
-    kind = get_method(cfg.method).trainer
-    if kind == "dpo":
-        return make_dpo_trainer(cfg, model, tok, pairs_dataset(rows_path), output_dir, ref_model)
-    if kind == "sft":
-        from .methods.sft import make_trainer as sft
-        return sft(cfg, model, tok, rows_path, output_dir)
-    if kind == "contrastive":
-        from .methods.contrastive import make_trainer as contrastive
-        return contrastive(cfg, model, tok, rows_path, output_dir)
-    if kind == "grpo":
-        from .methods.grpo import make_trainer as grpo
-        return grpo(cfg, model, tok, rows_path, output_dir)
-    raise MipoError(f"method {cfg.method}: has no training stage")
 
 
 def last_checkpoint(ckpt_dir: Path, fingerprint: str, clean: bool = True) -> str | None:
@@ -156,16 +147,15 @@ def merge_from_disk(cfg: Config, adapter_dir: Path, out: Path, base_dir: str | N
         tok.save_pretrained(tmp)
 
 
-def train(cfg: Config, model, tok, pairs_path: Path, out_dir: Path, ref_model=None) -> dict:
-    """Train and save: LoRA adapter in `out_dir/adapter` (+ `out_dir/merged` on request) or the full model.
+def fit(cfg: Config, trainer, tok, out_dir: Path, fingerprint: str) -> dict:
+    """Train and save: LoRA adapter in `out_dir/adapter` (+ `out_dir/merged` on request) or the full model in
+    `out_dir/model`. Checkpoints go to the trainer's output_dir (`out_dir/checkpoints`), stamped with `fingerprint`.
 
     Runs unchanged under `accelerate launch` (DDP, DeepSpeed, FSDP): every process trains, only the main process
     writes files. Every process returns the same summary.
     """
-    ckpt_dir = out_dir / "checkpoints"
-    trainer = make_trainer(cfg, model, tok, pairs_path, str(ckpt_dir), ref_model)
+    ckpt_dir = Path(trainer.args.output_dir)
     acc = trainer.accelerator
-    fingerprint = cfg.fingerprint("task", "generate", "train")
     if acc.is_main_process:
         last_checkpoint(ckpt_dir, fingerprint)  # wipe stale and incomplete checkpoints once, on rank 0
     acc.wait_for_everyone()
@@ -173,21 +163,8 @@ def train(cfg: Config, model, tok, pairs_path: Path, out_dir: Path, ref_model=No
     if resume:
         log.info("resuming training from %s", resume)
     result = trainer.train(resume_from_checkpoint=resume)
-    sharded = trainer.is_deepspeed_enabled or trainer.is_fsdp_enabled
     if cfg.train.lora:
-        save_model(trainer, out_dir / "adapter")
-        if acc.is_main_process:
-            log.info("adapter written to %s", out_dir / "adapter")
-        if cfg.train.merge and acc.is_main_process:
-            if sharded:  # the in-memory weights are shards: merge the saved adapter into a fresh base instead
-                merge_from_disk(cfg, out_dir / "adapter", out_dir / "merged")
-            else:
-                merged = trainer.model.merge_and_unload()
-                with atomic_path(out_dir / "merged") as tmp:
-                    merged.save_pretrained(tmp, safe_serialization=True)
-                    tok.save_pretrained(tmp)
-            log.info("merged model written to %s", out_dir / "merged")
-        acc.wait_for_everyone()
+        _save_lora(cfg, trainer, tok, out_dir)
     else:
         save_model(trainer, out_dir / "model")
         if acc.is_main_process:
@@ -199,3 +176,20 @@ def train(cfg: Config, model, tok, pairs_path: Path, out_dir: Path, ref_model=No
     return {"train_runtime_s": result.metrics.get("train_runtime"), "steps": trainer.state.global_step,
             "resumed_from": resume, "final_loss": history[-1]["loss"] if history else None,
             "num_processes": acc.num_processes, "log_history": trainer.state.log_history}
+
+
+def _save_lora(cfg: Config, trainer, tok, out_dir: Path) -> None:
+    acc = trainer.accelerator
+    save_model(trainer, out_dir / "adapter")
+    if acc.is_main_process:
+        log.info("adapter written to %s", out_dir / "adapter")
+    if cfg.train.merge and acc.is_main_process:
+        if trainer.is_deepspeed_enabled or trainer.is_fsdp_enabled:  # sharded: merge the saved adapter instead
+            merge_from_disk(cfg, out_dir / "adapter", out_dir / "merged")
+        else:
+            merged = trainer.model.merge_and_unload()
+            with atomic_path(out_dir / "merged") as tmp:
+                merged.save_pretrained(tmp, safe_serialization=True)
+                tok.save_pretrained(tmp)
+        log.info("merged model written to %s", out_dir / "merged")
+    acc.wait_for_everyone()

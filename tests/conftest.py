@@ -99,3 +99,18 @@ def wait_until(ready, proc, timeout: float = 240) -> None:
         assert proc.poll() is None, f"mipo finished early: {proc.stderr.read()[-2000:]}"
         assert time.time() - t0 < timeout
         time.sleep(0.05)
+
+
+def sample(model, tok, prompts, *, temperature, top_p, max_new_tokens, batch_size, seed, resume_dir=None):
+    """The in-process engine's sampling, spelled as the tests use it."""
+    from mipo.inference import Sampling
+    from mipo.inference.hf import HFEngine
+
+    return HFEngine(model, tok).sample(prompts, Sampling(temperature, top_p, max_new_tokens), seed=seed,
+                                       batch_size=batch_size, desc=None, resume_dir=resume_dir)
+
+
+def logprobs(model, tok, prompts, responses, batch_size=8, resume_dir=None):
+    from mipo.inference.hf import HFEngine
+
+    return HFEngine(model, tok).logprobs(prompts, responses, batch_size=batch_size, resume_dir=resume_dir)

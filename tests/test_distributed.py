@@ -90,14 +90,15 @@ def test_stages_that_run_once_refuse_several_processes(tiny_model_dir, tmp_path,
 def test_merge_from_disk_equals_merge_in_memory(tiny_model_dir, tmp_path):
     """Under ZeRO-3/FSDP the adapter is merged into a fresh base from disk; it must equal the in-memory merge."""
     from mipo import ModelArgs, models
-    from mipo.train import merge_from_disk, train
+    from mipo.methods import get_method
+    from mipo.train import merge_from_disk
 
     write_pairs(tmp_path / "run")
     model, tok = models.load(ModelArgs(name=str(tiny_model_dir)))
     cfg = Config(seed=0)
     cfg.model.name = str(tiny_model_dir)
     cfg.train.learning_rate, cfg.train.batch_size, cfg.train.merge = 1e-2, 4, True
-    train(cfg, model, tok, tmp_path / "run" / "pairs.jsonl", tmp_path / "train")
+    get_method("mipo").fit(cfg, model, tok, tmp_path / "run" / "pairs.jsonl", tmp_path / "train")
     merge_from_disk(cfg, tmp_path / "train" / "adapter", tmp_path / "merged2")
     a = load_file(tmp_path / "train" / "merged" / "model.safetensors")
     b = load_file(tmp_path / "merged2" / "model.safetensors")

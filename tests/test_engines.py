@@ -12,10 +12,13 @@ from pathlib import Path
 
 import pytest
 
-from mipo import engines
+from mipo.inference import Sampling, make_engine
+from mipo.inference import openai as engines
 from mipo.cli import main
 from mipo.config import Config
-from mipo.engines import OpenAIEngine, VLLMEngine, make_engine, request_seed, vllm_sampling_kwargs
+from mipo.inference.openai import OpenAIEngine
+from mipo.inference.vllm import VLLMEngine, vllm_sampling_kwargs
+from mipo.seeds import derive
 from mipo.io import MipoError
 
 from .conftest import FIXTURES, wait_until
@@ -28,7 +31,7 @@ PROMPTS = [
     [{"role": "system", "content": "Solve step by step."}, {"role": "user", "content": "What is 3 + 4?"}],
     [{"role": "user", "content": "Plan my week."}],
 ]
-KW = dict(temperature=1.0, top_p=0.9, max_new_tokens=12, batch_size=2)
+S = Sampling(temperature=1.0, top_p=0.9, max_new_tokens=12)
 SECRET = "sk-mipo-test-9f3c2a7e41d04b6b8e0a"
 
 
@@ -48,24 +51,24 @@ def server(served_dir, tmp_path_factory):
 def test_samples_from_a_real_server_and_resumes_from_its_log(server, served_dir, tmp_path):
     eng = OpenAIEngine(server.base_url, max_concurrency=1)
     assert eng.api_model == str(served_dir)  # the server's only model, found through /v1/models
-    a = eng.sample(PROMPTS, seed=1, resume_dir=tmp_path, **KW)
+    a = eng.sample(PROMPTS, S, seed=1, batch_size=2, resume_dir=tmp_path)
     assert len(a) == len(PROMPTS) and all(isinstance(x, str) for x in a)
     assert eng.stats["requests"] == len(PROMPTS) and eng.stats["completion_tokens"] > 0
     # Per-request seeds: the same seed gives the same responses (one request at a time), another seed others.
-    assert OpenAIEngine(server.base_url, max_concurrency=1).sample(PROMPTS, seed=1, **KW) == a
-    assert OpenAIEngine(server.base_url, max_concurrency=1).sample(PROMPTS, seed=2, **KW) != a
+    assert OpenAIEngine(server.base_url, max_concurrency=1).sample(PROMPTS, S, seed=1, batch_size=2) == a
+    assert OpenAIEngine(server.base_url, max_concurrency=1).sample(PROMPTS, S, seed=2, batch_size=2) != a
     # Everything finished is in the log: the same call again sends no request.
     again = OpenAIEngine(server.base_url, max_concurrency=4)
-    assert again.sample(PROMPTS, seed=1, resume_dir=tmp_path, **KW) == a
+    assert again.sample(PROMPTS, S, seed=1, batch_size=2, resume_dir=tmp_path) == a
     assert again.stats["requests"] == 0
     # Concurrent requests return every response in input order.
     many = PROMPTS * 3
-    out = OpenAIEngine(server.base_url, max_concurrency=4).sample(many, seed=5, **KW)
+    out = OpenAIEngine(server.base_url, max_concurrency=4).sample(many, S, seed=5, batch_size=2)
     assert len(out) == len(many)
 
 
 def test_token_logprobs_where_offered(server):
-    out = OpenAIEngine(server.base_url).sample_with_logprobs(PROMPTS[:2], seed=0, **KW)
+    out = OpenAIEngine(server.base_url).sample_with_logprobs(PROMPTS[:2], S, seed=0, batch_size=2)
     assert [type(t) for t, _ in out] == [str, str]
     for _, lps in out:  # transformers serve does not offer them (None); servers that do give one float per token
         assert lps is None or all(isinstance(x, float) and x <= 0 for x in lps)
@@ -231,27 +234,27 @@ OK = (200, {"id": "x", "object": "chat.completion", "created": 0, "model": "m", 
 def test_retries_on_429_and_5xx_then_succeeds(monkeypatch):
     eng, seen = _scripted(monkeypatch, [(503, {"error": "busy"}, {}), (429, {"error": "slow down"}, {"retry-after": "0"}),
                                         (502, {}, {}), OK])
-    assert eng.sample(PROMPTS[:1], seed=3, **KW) == ["hello"]
+    assert eng.sample(PROMPTS[:1], S, seed=3, batch_size=2) == ["hello"]
     assert eng.stats["retries"] == 3 and len(seen) == 4
     body = json.loads(seen[-1].content)
-    assert body["seed"] == request_seed(3, 0) and body["temperature"] == 1.0 and body["top_p"] == 0.9
+    assert body["seed"] == derive(3, "request", 0) and body["temperature"] == 1.0 and body["top_p"] == 0.9
     assert body["max_tokens"] == 12 and seen[-1].headers["authorization"] == f"Bearer {SECRET}"
 
 
 def test_client_errors_are_not_retried_and_the_key_is_scrubbed(monkeypatch):
     eng, seen = _scripted(monkeypatch, [(400, {"error": {"message": f"bad request from key {SECRET}"}}, {})])
     with pytest.raises(MipoError, match=r"HTTP 400") as e:
-        eng.sample(PROMPTS[:1], seed=0, **KW)
+        eng.sample(PROMPTS[:1], S, seed=0, batch_size=2)
     assert SECRET not in str(e.value) and "***" in str(e.value) and len(seen) == 1
     eng, _ = _scripted(monkeypatch, [(401, {"error": {"message": f"invalid key {SECRET}"}}, {})])
     with pytest.raises(MipoError, match=r"authentication failed \(HTTP 401\); check the key in \$MIPO_TEST_API_KEY") as e:
-        eng.sample(PROMPTS[:1], seed=0, **KW)
+        eng.sample(PROMPTS[:1], S, seed=0, batch_size=2)
     assert SECRET not in str(e.value)
 
 
 def test_greedy_sends_temperature_zero_and_no_top_p(monkeypatch):
     eng, seen = _scripted(monkeypatch, [OK])
-    eng.sample(PROMPTS[:1], seed=0, **{**KW, "temperature": 0.0})
+    eng.sample(PROMPTS[:1], Sampling(0.0, 0.9, 12), seed=0, batch_size=2)
     body = json.loads(seen[0].content)
     assert body["temperature"] == 0.0 and "top_p" not in body
 
@@ -272,16 +275,16 @@ def test_fingerprint_ignores_how_outputs_are_obtained_not_what_they_are():
 
 
 def test_request_seed_depends_on_run_seed_and_index():
-    seeds = {request_seed(s, i) for s in (0, 1, 1000) for i in range(100)}
+    seeds = {derive(s, "request", i) for s in (0, 1, 1000) for i in range(100)}
     assert len(seeds) == 300 and all(0 <= x < 2**31 for x in seeds)
 
 
 # --- vllm (not installed here) ----------------------------------------------------------------------------------
 
 def test_vllm_sampling_params_mapping():
-    assert vllm_sampling_kwargs(temperature=0.7, top_p=0.9, max_new_tokens=64, seed=5) == {
+    assert vllm_sampling_kwargs(Sampling(0.7, 0.9, 64), seed=5) == {
         "n": 1, "temperature": 0.7, "top_p": 0.9, "max_tokens": 64, "seed": 5, "skip_special_tokens": True}
-    greedy = vllm_sampling_kwargs(temperature=0.0, top_p=0.9, max_new_tokens=8, seed=1)
+    greedy = vllm_sampling_kwargs(Sampling(0.0, 0.9, 8), seed=1)
     assert greedy["temperature"] == 0.0 and greedy["top_p"] == 1.0
 
 
@@ -314,12 +317,12 @@ def test_vllm_engine_wiring_with_a_stand_in_module(monkeypatch, tmp_path):
     eng = make_engine(cfg, "/models/qwen-7b")
     assert calls["init"] == {"model": "/models/qwen-7b", "tensor_parallel_size": 8, "dtype": "bfloat16", "seed": 4,
                              "gpu_memory_utilization": 0.9, "trust_remote_code": False}
-    out = eng.sample(PROMPTS, seed=7, resume_dir=tmp_path, **{**KW, "batch_size": 3})
+    out = eng.sample(PROMPTS, S, seed=7, batch_size=3, resume_dir=tmp_path)
     assert out == [f"reply to {p[-1]['content'][:10]}".strip() for p in PROMPTS]
     assert [len(m) for m, _ in calls["chat"]] == [3, 1]
-    assert [kw["seed"] for _, ps in calls["chat"] for kw in ps] == [request_seed(7, i) for i in range(4)]
+    assert [kw["seed"] for _, ps in calls["chat"] for kw in ps] == [derive(7, "request", i) for i in range(4)]
     calls["chat"].clear()
-    assert eng.sample(PROMPTS, seed=7, resume_dir=tmp_path, **{**KW, "batch_size": 3}) == out
+    assert eng.sample(PROMPTS, S, seed=7, batch_size=3, resume_dir=tmp_path) == out
     assert calls["chat"] == []  # resumed from the batch log
 
 

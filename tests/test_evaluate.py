@@ -3,8 +3,8 @@ import math
 
 from mipo.cli import main
 from mipo.config import TaskArgs
-from mipo.evaluate import infonce_mi
-from mipo.generate import logprobs
+from mipo.evaluation.score import infonce_mi
+from .conftest import logprobs
 from mipo.io import read_jsonl
 from mipo.tasks import get_task
 

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from mipo.generate import logprobs, sample
+from .conftest import logprobs, sample
 
 PROMPTS = [
     [{"role": "user", "content": "About me: I am vegan.\n\nSuggest a quick dinner."}],
@@ -37,20 +37,21 @@ def test_logprobs_match_a_plain_forward_and_ignore_padding(tiny):
 def test_nucleus_sampling_matches_transformers_top_p():
     from transformers.generation.logits_process import TopPLogitsWarper
 
-    from mipo.generate import pick
+    from mipo.inference import Sampling
+    from mipo.inference.decode import pick
 
     torch.manual_seed(0)
     logits = torch.randn(5, 512) * 3
     logits[0] = torch.randn(512) * 0.01  # nearly flat: the nucleus is wider than the 256-token fast path
     ref = TopPLogitsWarper(0.9)(None, logits.clone()).softmax(-1)  # the library's nucleus, renormalised
     gen = torch.Generator().manual_seed(1)
-    draws = torch.stack([pick(logits, 1.0, 0.9, gen) for _ in range(3000)], dim=1)
+    draws = torch.stack([pick(logits, Sampling(1.0, 0.9), gen) for _ in range(3000)], dim=1)
     for row in range(5):
         assert (ref[row, draws[row]] > 0).all()  # never outside the nucleus
         freq = torch.bincount(draws[row], minlength=512).float() / draws.shape[1]
         if row > 0:  # with a handful of kept tokens the empirical law must match the library's
             assert 0.5 * (freq - ref[row]).abs().sum() < 0.06
-    assert torch.equal(pick(logits, 0.0, 0.9, None), logits.argmax(-1))
+    assert torch.equal(pick(logits, Sampling(0.0, 0.9), None), logits.argmax(-1))
 
 
 def _sliding_window_model(tiny_model_dir, out):
@@ -73,7 +74,10 @@ def _sliding_window_model(tiny_model_dir, out):
 @pytest.mark.parametrize("arch", ["llama", "sliding-window"])
 def test_greedy_decode_equals_transformers_generate(tiny_model_dir, tmp_path, arch):
     from mipo import ModelArgs, models
-    from mipo.generate import _cache, decode, eos_ids, prompt_ids, shared_prefix
+    from mipo.inference import Sampling
+    from mipo.inference.decode import decode, shared_prefix
+    from mipo.inference.hf import eos_ids, prompt_ids
+    from mipo.inference.kv_cache import make_cache as _cache
 
     path = tiny_model_dir if arch == "llama" else _sliding_window_model(tiny_model_dir, tmp_path / "mistral")
     model, tok = models.load(ModelArgs(name=str(path)))
@@ -84,11 +88,12 @@ def test_greedy_decode_equals_transformers_generate(tiny_model_dir, tmp_path, ar
             if p.dim() == 2:
                 p.normal_(0, 0.5)
     ids = prompt_ids(tok, PROMPTS)
-    kw = dict(pad_id=tok.pad_token_id, temperature=0, top_p=1.0, max_new_tokens=24, gen=None)
-    first = decode(model, ids, eos_ids=eos_ids(model, tok), min_prefix=4, **kw)
+    kw = dict(pad_id=tok.pad_token_id, gen=None)
+    greedy = Sampling(0, 1.0, 24)
+    first = decode(model, ids, greedy, eos_ids=eos_ids(model, tok), min_prefix=4, **kw)
     # a second stop token that ends row 0 early while the others go on: rows leave the batch mid-decode
     stop = eos_ids(model, tok) | {first[0][5]}
-    mine = decode(model, ids, eos_ids=stop, min_prefix=4, **kw)
+    mine = decode(model, ids, greedy, eos_ids=stop, min_prefix=4, **kw)
     tok.padding_side = "left"
     enc = tok.apply_chat_template(PROMPTS, add_generation_prompt=True, return_tensors="pt", padding=True,
                                   return_dict=True)
@@ -101,18 +106,18 @@ def test_greedy_decode_equals_transformers_generate(tiny_model_dir, tmp_path, ar
         assert a == b[:len(a)] and (len(a) == 24 or a[-1] in stop)
     # the shared system turn went through the prefix KV cache; without it, the same tokens
     assert shared_prefix(ids) >= 4
-    assert decode(model, ids, eos_ids=stop, min_prefix=10**9, **kw) == mine
+    assert decode(model, ids, greedy, eos_ids=stop, min_prefix=10**9, **kw) == mine
     # the suffixes prefilled a row at a time and two rows at a time (groups of uneven width): the same tokens
     assert len({len(p) for p in ids}) == len(ids)
-    assert decode(model, ids, eos_ids=stop, min_prefix=4, prefill_rows=1, **kw) == mine
-    assert decode(model, ids, eos_ids=stop, min_prefix=4, prefill_rows=2, **kw) == mine
+    assert decode(model, ids, greedy, eos_ids=stop, min_prefix=4, prefill_rows=1, **kw) == mine
+    assert decode(model, ids, greedy, eos_ids=stop, min_prefix=4, prefill_rows=2, **kw) == mine
 
 
 def test_static_cache_attends_over_filled_slots_only(tiny_model_dir):
     """The preallocated cache hands attention the slots written so far and sizes the mask to match, so a decode
     step reads prompt + generated tokens, not all `max_cache_len` slots."""
     from mipo import ModelArgs, models
-    from mipo.generate import _cache
+    from mipo.inference.kv_cache import make_cache as _cache
 
     model, _ = models.load(ModelArgs(name=str(tiny_model_dir)))
     cache, static = _cache(model, 64)
@@ -127,7 +132,7 @@ def test_static_cache_attends_over_filled_slots_only(tiny_model_dir):
 
 
 def test_shared_prefix_leaves_every_prompt_a_token():
-    from mipo.generate import shared_prefix
+    from mipo.inference.decode import shared_prefix
 
     assert shared_prefix([[1, 2, 3, 4], [1, 2, 3, 5], [1, 2, 3, 4, 9]]) == 3
     assert shared_prefix([[1, 2, 3], [1, 2, 3, 4]]) == 2  # the shortest prompt keeps its last token
@@ -139,7 +144,7 @@ def test_resume_log_tells_adapters_apart(tiny_model_dir, tmp_path):
     from peft import LoraConfig, get_peft_model
 
     from mipo import ModelArgs, models
-    from mipo.generate import weights_id
+    from mipo.inference.adapters import weights_id
 
     base, tok = models.load(ModelArgs(name=str(tiny_model_dir)))
     model = get_peft_model(base, LoraConfig(r=4, target_modules=["q_proj", "v_proj"], init_lora_weights=False))

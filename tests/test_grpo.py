@@ -7,7 +7,7 @@ from safetensors.torch import load_file
 
 from mipo import ModelArgs, models, pipeline
 from mipo.config import Config
-from mipo.generate import logprobs
+from .conftest import logprobs
 from mipo.methods.grpo import make_trainer
 
 from .conftest import FIXTURES

@@ -10,9 +10,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from mipo.config import EvalArgs, TaskArgs
-from mipo.generate import sample
+from .conftest import sample
 from mipo.io import MipoError
-from mipo.judge import Judge, parse_score, parse_winner
+from mipo.evaluation.judge import Judge, parse_score, parse_winner
 from mipo.tasks import get_task
 
 from .conftest import FIXTURES

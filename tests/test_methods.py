@@ -149,7 +149,7 @@ def test_pair_methods_train_and_evaluate(tiny_model_dir, tmp_path, method):
 
 
 def test_mipo_filtered_drops_pairs_below_the_margin(tiny_model_dir, tmp_path):
-    from mipo.generate import logprobs
+    from .conftest import logprobs
     from mipo.pair import pmi_margins
 
     run_dir = tmp_path / "f"
@@ -179,7 +179,7 @@ def test_rlaif_pairs_best_against_worst(tiny_model_dir, tmp_path):
     items = task.load(cfg.task, "train")
     replies = {}
 
-    def sample_fn(prompts, seed, desc, temperature=0.7, top_p=0.9, max_new_tokens=8):
+    def sample_fn(prompts, seed, desc, sampling=None):
         if "judge" not in desc:  # sample s of prompt i: "s<seed>-<i>"
             return [f"answer {seed} {i}" for i in range(len(prompts))]
         # the judge: a deterministic score from the response's seed, one unparsable reply, retried once
@@ -200,12 +200,12 @@ def test_rlaif_pairs_best_against_worst(tiny_model_dir, tmp_path):
 
 
 def test_rlaif_in_process_scores_are_expected_digits(tiny_model_dir, tmp_path, tiny):
-    from mipo.generate import prompt_ids
+    from mipo.inference.hf import HFEngine, prompt_ids
     from mipo.methods.rlaif import expected_scores
 
     model, tok = tiny
     prompts = [[{"role": "user", "content": t}] for t in ("Rate this. Short.", "A much longer request to rate, please.")]
-    got = expected_scores(model, tok, prompts, batch_size=2)  # one left-padded batch
+    got = expected_scores(HFEngine(model, tok), prompts, batch_size=2)  # one left-padded batch
     opts = [tok(f"Score: {d}", add_special_tokens=False)["input_ids"] for d in range(1, 6)]
     for p, g in zip(prompts, got):  # by hand: one unpadded sequence, the 5 digit tokens after "Score:"
         ids = torch.tensor([prompt_ids(tok, [p])[0] + opts[0][:-1]])
@@ -261,13 +261,13 @@ def test_compare_table_two_seeds(tiny_model_dir, tmp_path, capsys):
     pm = result["primary_metric"]
     # the table is the seed-average of the per-item values in compare_responses.jsonl
     for m in ("prompting", "mipo"):
-        per_seed = [[r[f"{m}/seed{s}"]["metrics"][pm] for r in rows] for s in (0, 1)]
+        per_seed = [[r[f"{m}/seed{s}_metrics"][pm] for r in rows] for s in (0, 1)]
         items = [sum(v) / 2 for v in zip(*per_seed)]
         assert result["methods"][m]["metrics"][pm]["mean"] == pytest.approx(sum(items) / len(items))
     # each model answered with its own weights: the responses equal a fresh generation with that adapter alone
     from peft import PeftModel
 
-    from mipo.generate import sample
+    from .conftest import sample
     from mipo.tasks import get_task
 
     cfg = Config()
@@ -279,7 +279,7 @@ def test_compare_table_two_seeds(tiny_model_dir, tmp_path, capsys):
         base, tok = models.load(ModelArgs(name=str(tiny_model_dir)))
         peft = PeftModel.from_pretrained(base, str(run_dir / m / "seed0" / "train" / "adapter")).eval()
         answers[m] = sample(peft, tok, prompts, temperature=0.0, top_p=1.0, max_new_tokens=16, batch_size=32, seed=7)
-        assert [r[f"{m}/seed0"]["response"] for r in rows] == answers[m]
+        assert [r[f"{m}/seed0"] for r in rows] == answers[m]
     assert answers["mipo"] != answers["sft-self"]
     d = result["methods"]["mipo"]["metrics"][pm]
     assert d["delta"] == pytest.approx(d["mean"] - result["methods"]["prompting"]["metrics"][pm]["mean"])

@@ -3,9 +3,9 @@ import random
 import pytest
 
 from mipo.config import Config, TaskArgs
-from mipo.generate import sample
+from .conftest import sample
 from mipo.io import MipoError
-from mipo.pair import build_pairs, derangement
+from mipo.pair import build_pairs, check, derangement
 from mipo.tasks import get_task
 
 from .conftest import FIXTURES
@@ -34,7 +34,7 @@ def test_random_prompt_pairs_cost_one_generation(tiny):
     task = get_task("gsm8k")
     items = task.load(cfg.task, "train")
     calls = []
-    pairs = build_pairs(task, items, cfg, _engine(tiny, calls))
+    pairs = build_pairs(task, items, cfg, check(task, items, cfg), _engine(tiny, calls))
     assert len(calls) == 2 and all(len(c) == len(items) for c in calls)  # one pass per sample index
     assert len(pairs) == 2 * len(items)
     by_key = {(p["meta"]["prompt_id"], p["meta"]["sample"]): p for p in pairs}
@@ -52,7 +52,7 @@ def test_drop_context_negatives_come_from_the_bare_request(tiny):
     task = get_task("personalization")
     items = task.load(cfg.task, "train")
     calls = []
-    pairs = build_pairs(task, items, cfg, _engine(tiny, calls))
+    pairs = build_pairs(task, items, cfg, check(task, items, cfg), _engine(tiny, calls))
     assert calls[0] == [task.messages(i) for i in items]
     assert calls[1] == [[{"role": "user", "content": i.prompt}] for i in items]
     assert all(p["meta"]["negative_from"] == p["meta"]["prompt_id"] for p in pairs)
@@ -63,7 +63,7 @@ def test_unknown_strategy_is_refused(tiny):
     cfg = Config(task=TaskArgs(name="gsm8k", data=str(FIXTURES / "gsm8k.jsonl"), negative="drop_context"))
     task = get_task("gsm8k")
     with pytest.raises(MipoError, match="unknown negative strategy 'drop_context'"):
-        build_pairs(task, task.load(cfg.task, "train"), cfg, _engine(tiny, []))
+        check(task, task.load(cfg.task, "train"), cfg)
 
 
 def test_drop_sentence_never_drops_the_question(tiny):
@@ -82,7 +82,7 @@ def test_drop_sentence_never_drops_the_question(tiny):
     task = get_task("svamp", cfg.task)
     items = task.load(cfg.task, "train")
     calls = []
-    pairs = build_pairs(task, items, cfg, _engine(tiny, calls))
+    pairs = build_pairs(task, items, cfg, check(task, items, cfg), _engine(tiny, calls))
     assert len(pairs) == len(items)  # every SVAMP prompt is Body (>= 1 sentence) + Question
     for p, it in zip(pairs, items):
         m = p["meta"]
@@ -99,7 +99,7 @@ def test_other_user_context_keeps_request_and_swaps_user(tiny):
     task = get_task("prism", cfg.task)
     items = task.load(cfg.task, "train")
     calls = []
-    pairs = build_pairs(task, items, cfg, _engine(tiny, calls))
+    pairs = build_pairs(task, items, cfg, check(task, items, cfg), _engine(tiny, calls))
     assert len(pairs) == 2 * len(items) and len(calls) == 4  # n pairs per prompt: chosen + negatives per sample
     by_id = {it.id: it for it in items}
     for p, neg_prompt in zip(pairs[:len(items)], calls[1]):
@@ -107,7 +107,9 @@ def test_other_user_context_keeps_request_and_swaps_user(tiny):
         assert other.context != it.context  # another user's context (same user's other conversation excluded)
         assert neg_prompt[-1]["content"] == f"About me: {other.context}\n\n{it.prompt}"
     assert {p["meta"]["sample"] for p in pairs} == {0, 1}
-    assert pairs[0]["meta"]["seed"] != pairs[len(items)]["meta"]["seed"]
+    # meta records the run seed and the sample index; the sample's seed follows from them (mipo/seeds.py)
+    assert {p["meta"]["seed"] for p in pairs} == {cfg.seed}
+    assert pairs[0]["chosen"] != pairs[len(items)]["chosen"] or pairs[0]["rejected"] != pairs[len(items)]["rejected"]
 
 
 def test_items_without_context_give_no_drop_context_pair(tiny):
@@ -116,5 +118,5 @@ def test_items_without_context_give_no_drop_context_pair(tiny):
     cfg = Config(task=args)
     task = get_task("generic", args)
     items = task.load(args, "train") + task.load(args, "test")  # all 6; g4 has an empty persona
-    pairs = build_pairs(task, items, cfg, _engine(tiny, []))
+    pairs = build_pairs(task, items, cfg, check(task, items, cfg), _engine(tiny, []))
     assert [p["meta"]["prompt_id"] for p in pairs] == ["g1", "g2", "g3", "g5", "g6"]

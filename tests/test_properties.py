@@ -70,7 +70,7 @@ JUDGE_TEXT = st.lists(st.one_of(st.text(max_size=12), JUDGE_NOISE), max_size=14)
 @settings(max_examples=400, deadline=None)
 @given(JUDGE_TEXT)
 def test_judge_parsers_never_raise_nor_invent(text):
-    from mipo.judge import parse_score, parse_winner
+    from mipo.evaluation.judge import parse_score, parse_winner
 
     score = parse_score(text)
     assert score is None or (1 <= score <= 5 and str(score) in text and "score" in text.lower())
@@ -83,6 +83,6 @@ def test_judge_parsers_never_raise_nor_invent(text):
 @settings(max_examples=200, deadline=None)
 @given(prefix=JUDGE_TEXT.filter(lambda t: "score" not in t.lower()), n=st.integers(1, 5))
 def test_judge_final_score_line_wins(prefix, n):
-    from mipo.judge import parse_score
+    from mipo.evaluation.judge import parse_score
 
     assert parse_score(f"{prefix}\nScore: {n}") == n

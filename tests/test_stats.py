@@ -2,7 +2,7 @@ import math
 
 import numpy as np
 
-from mipo.stats import bootstrap_ci, paired_diff_ci
+from mipo.evaluation.stats import bootstrap_ci, paired_diff_ci
 
 
 def test_bootstrap_ci_is_seeded_and_covers_the_mean():

@@ -8,7 +8,8 @@ from safetensors.torch import load_file
 from mipo import ModelArgs, models
 from mipo.config import Config
 from mipo.io import MipoError
-from mipo.train import make_dpo_trainer, pairs_dataset, train
+from mipo.methods import get_method
+from mipo.train import make_dpo_trainer, pairs_dataset
 
 PAIRS = [
     ("About me: I am vegan.\n\nSuggest a quick dinner.", "Lentil soup with rice.", "Grilled steak."),
@@ -62,7 +63,7 @@ def test_lora_training_changes_adapter_and_saves_hf_format(tiny_model_dir, tmp_p
     model, tok = models.load(ModelArgs(name=str(tiny_model_dir)))
     cfg = Config(seed=0)
     cfg.train.learning_rate, cfg.train.batch_size, cfg.train.merge = 1e-2, 2, True
-    summary = train(cfg, model, tok, write_pairs(tmp_path / "p.jsonl"), tmp_path / "train")
+    summary = get_method("mipo").fit(cfg, model, tok, write_pairs(tmp_path / "p.jsonl"), tmp_path / "train")
     assert summary["steps"] == 2
     weights = load_file(tmp_path / "train" / "adapter" / "adapter_model.safetensors")
     lora_b = [v for k, v in weights.items() if "lora_B" in k]

@@ -1,1 +1,50 @@
-"""Evaluation: responses and per-item scores for named models, aggregation shared by `evaluate` and `compare`."""
+"""Evaluation: responses and per-item scores for named models, and their aggregation, shared by `mipo evaluate`
+(base vs trained) and `mipo compare` (every method and seed).
+
+- `evaluate_models`: each named model answers the held-out items (same decoding) and is scored by `Scorer`
+  (score.py: the task's metrics, InfoNCE MI, the judge, all under the base model);
+- aggregate.py: means, CIs, paired differences, the per-item response rows;
+- behaviour.py: plain-text measures of a response; stats.py: bootstrap and Wilson intervals; judge.py: the LLM judge.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..config import Config
+from ..inference import Sampling
+from ..inference.adapters import trained_engine
+from ..inference.hf import HFEngine
+from ..seeds import derive
+from ..tasks.base import Item, Task
+from .score import Scorer
+
+
+@dataclass(frozen=True)
+class Candidate:
+    name: str
+    train_dir: Path | None  # None = the base model; else the train stage's output (adapter/ or model/)
+    seed: int  # the run seed its responses are sampled with
+
+
+def evaluate_models(cfg: Config, task: Task, items: list[Item], base: HFEngine, candidates: list[Candidate],
+                    resume_dir: Path | None = None) -> tuple[dict[str, list[str]], dict[str, list[dict]], Scorer]:
+    """Responses and per-item scores of every candidate, in order. One copy of the base weights: a LoRA adapter
+    goes on and comes off it; a full fine-tune is loaded beside it and dropped after. Candidates that would
+    answer identically (the same weights with greedy decoding, or the same seed) are evaluated once."""
+    from .. import models
+
+    e = cfg.evaluate
+    sampling = Sampling.of(e)
+    prompts = [task.messages(it) for it in items]
+    scorer = Scorer(cfg, task, items, base, resume_dir)
+    responses, per_item, done = {}, {}, {}
+    for c in candidates:
+        key = (c.train_dir, None if sampling.greedy else c.seed)
+        if key not in done:
+            with trained_engine(base, c.train_dir, lambda p: models.load(cfg.model, p)[0]) as engine:
+                answers = engine.sample(prompts, sampling, seed=derive(c.seed, "eval"), batch_size=e.batch_size,
+                                        desc=f"eval {c.name}", resume_dir=resume_dir)
+            done[key] = (answers, scorer(answers))
+        responses[c.name], per_item[c.name] = done[key]
+    return responses, per_item, scorer

@@ -1,4 +1,4 @@
-"""MIPO and the paper's baselines: each a way to turn the base model's own samples into a trained model.
+"""MIPO and the paper's baselines: each a `Method` (base.py) that turns the base model's own samples into a model.
 
 | method         | samples (generate stage)                     | training (train stage)                              |
 |----------------|----------------------------------------------|-----------------------------------------------------|
@@ -11,35 +11,27 @@
 | rlaif          | rlaif_samples per prompt, scored 1-5 by base | DPO on best vs worst (Self-Rewarding)               |
 | mi-grpo        | prompt pairs (x, x') only                    | TRL GRPOTrainer, reward log p_ref(y|x) - log p_ref(y|x') |
 
-Methods whose samples are the same kind read the same pairs.jsonl (the config fingerprint of the generate
-stage records the kind, not the method), so `mipo compare` samples once per seed for all of them.
+Methods whose samples are the same kind read the same pairs.jsonl (the generate stage's fingerprint records the
+kind, not the method), so `mipo compare` samples once per seed for all of them.
 """
 from __future__ import annotations
 
 import difflib
-from dataclasses import dataclass
 
 from ..io import MipoError
+from .base import Method, Prompting, SampleContext
+from .contrastive import Contrastive
+from .grpo import MIGRPO
+from .iterative import Iterative
+from .mipo import Filtered, Mipo
+from .rlaif import RLAIF
+from .sft import SFTSelf
 
+METHODS: dict[str, Method] = {m.name: m for m in (
+    Mipo(), Filtered(), Iterative(), Prompting(), SFTSelf(), Contrastive("infonce"), Contrastive("sami"), RLAIF(),
+    MIGRPO())}
 
-@dataclass(frozen=True)
-class Method:
-    name: str
-    samples: str | None  # pairs | rlaif | prompts | None (no generate stage)
-    trainer: str | None  # dpo | sft | contrastive | grpo | None (no train stage)
-
-
-METHODS = {m.name: m for m in (
-    Method("mipo", "pairs", "dpo"),
-    Method("mipo-filtered", "pairs", "dpo"),
-    Method("mipo-iterative", "pairs", "dpo"),
-    Method("prompting", None, None),
-    Method("sft-self", "pairs", "sft"),
-    Method("infonce", "pairs", "contrastive"),
-    Method("sami", "pairs", "contrastive"),
-    Method("rlaif", "rlaif", "dpo"),
-    Method("mi-grpo", "prompts", "grpo"),
-)}
+__all__ = ["METHODS", "Method", "SampleContext", "get_method"]
 
 
 def get_method(name: str) -> Method:
@@ -48,7 +40,3 @@ def get_method(name: str) -> Method:
         hint = f"; did you mean '{near[0]}'?" if near else ""
         raise MipoError(f"unknown method '{name}' (known: {', '.join(METHODS)}){hint}")
     return METHODS[name]
-
-
-def samples_kind(name: str) -> str | None:
-    return get_method(name).samples

@@ -25,6 +25,8 @@ import torch
 import torch.nn.functional as F
 from transformers import Trainer
 
+from .base import Method
+
 log = logging.getLogger("mipo")
 
 FIELDS = ("prompt", "chosen", "rejected", "negative_prompt")
@@ -153,7 +155,7 @@ class ContrastiveTrainer(Trainer):
             raise ValueError(loss)
         self.contrastive = loss
         self.contrastive_stats = {"train": defaultdict(list), "eval": defaultdict(list)}  # per step, since last log
-        Trainer.__init__(self, *args, **kwargs)  # the base's constructor (single inheritance)
+        super().__init__(*args, **kwargs)
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         logps = response_logps(model, inputs)
@@ -207,3 +209,13 @@ def make_trainer(cfg, model, tok, rows_path: Path, output_dir: str, loss: str | 
     pad = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
     return ContrastiveTrainer(model=model, args=args, train_dataset=dataset, processing_class=tok,
                               data_collator=Collator(pad, cfg.train.max_length), loss=loss or cfg.method)
+
+
+class Contrastive(Method):
+    """infonce / sami: the pairs of mipo (with x'), trained with `contrastive_loss` instead of DPO."""
+
+    def __init__(self, loss: str):
+        self.name = loss
+
+    def trainer(self, cfg, model, tok, rows: Path, output_dir: str, ref_model=None):
+        return make_trainer(cfg, model, tok, rows, output_dir, loss=self.name)

@@ -14,9 +14,11 @@ from pathlib import Path
 
 from ..config import Config
 from ..distributed import world_size
-from ..generate import logprobs
+from ..inference import Sampling
+from ..inference.hf import HFEngine
 from ..io import MipoError
 from ..train import lora_config, read_rows, trl_args
+from .base import Method, SampleContext
 
 log = logging.getLogger("mipo")
 
@@ -44,8 +46,9 @@ class PMIReward:
         model.eval()  # TRL calls rewards in train mode: no dropout, and no gradient checkpointing (train mode only)
         try:
             with base:
-                pos = logprobs(model, self.tok, prompts, responses, self.batch_size)
-                neg = logprobs(model, self.tok, negative_prompt, responses, self.batch_size)
+                engine = HFEngine(model, self.tok)
+                pos = engine.logprobs(prompts, responses, batch_size=self.batch_size)
+                neg = engine.logprobs(negative_prompt, responses, batch_size=self.batch_size)
         finally:
             model.train(training)
         return [p - n for p, n in zip(pos, neg)]
@@ -58,8 +61,6 @@ def make_trainer(cfg: Config, model, tok, rows_path: Path, output_dir: str):
     from .. import models
 
     t, g = cfg.train, cfg.generate
-    if g.temperature <= 0:
-        raise MipoError("mi-grpo samples a group of different responses per prompt: generate.temperature must be > 0")
     rows = read_rows(rows_path, ("prompt", "negative_prompt"))
     # Extra columns reach the reward function as keyword arguments (GRPOConfig keeps them: remove_unused_columns=False)
     dataset = Dataset.from_list([{"prompt": r["prompt"], "negative_prompt": r["negative_prompt"]} for r in rows])
@@ -87,3 +88,22 @@ def make_trainer(cfg: Config, model, tok, rows_path: Path, output_dir: str):
                           peft_config=lora_config(cfg) if t.lora else None)
     reward.trainer = trainer
     return trainer
+
+
+class MIGRPO(Method):
+    """Online: the generate stage writes only the prompt pairs (x, x'); the policy samples while training."""
+    name, samples = "mi-grpo", "prompts"
+
+    def check(self, cfg, task, items) -> None:
+        if Sampling.of(cfg.generate).greedy:
+            raise MipoError("mi-grpo samples a group of different responses per prompt: generate.temperature "
+                            "must be > 0")
+        super().check(cfg, task, items)
+
+    def make_samples(self, ctx: SampleContext) -> list[dict]:
+        from ..pair import check, prompt_rows
+
+        return prompt_rows(ctx.task, ctx.items, ctx.cfg, check(ctx.task, ctx.items, ctx.cfg))
+
+    def trainer(self, cfg, model, tok, rows: Path, output_dir: str, ref_model=None):
+        return make_trainer(cfg, model, tok, rows, output_dir)

@@ -16,10 +16,12 @@ from __future__ import annotations
 
 import logging
 
-import torch
-
-from ..io import BatchLog, MipoError
-from ..judge import REMINDER, parse_score
+from ..evaluation.judge import REMINDER, parse_score
+from ..inference import Sampling
+from ..inference.hf import HFEngine
+from ..io import MipoError
+from ..seeds import derive
+from .base import Method, SampleContext
 
 log = logging.getLogger("mipo")
 
@@ -46,65 +48,25 @@ def request_text(messages: list[dict]) -> str:
     return [m["content"] for m in messages if m["role"] == "user"][-1]
 
 
-@torch.inference_mode()
-def expected_scores(model, tok, prompts: list[list[dict]], batch_size: int, resume_dir=None) -> list[float]:
+def expected_scores(engine: HFEngine, prompts: list[list[dict]], batch_size: int, resume_dir=None) -> list[float]:
     """Σ d·p(d) / Σ p(d), d = 1..5, p = the model's next-token probabilities after the chat prompt + "Score:"."""
-    from ..generate import prompt_ids, run_batches, weights_id
-
-    options = [tok(f"Score: {d}", add_special_tokens=False)["input_ids"] for d in range(1, 6)]
-    k = 0
-    while all(len(o) > k + 1 and o[k] == options[0][k] for o in options):
-        k += 1
-    if any(len(o) != k + 1 for o in options):
-        raise MipoError(f"rlaif: the tokenizer does not end 'Score: 1'..'Score: 5' with one digit token each "
-                        f"({options}); use a server engine, which parses written scores")
-    digits = torch.tensor([o[k] for o in options])
-    seqs = [ids + options[0][:k] for ids in prompt_ids(tok, prompts)]
-    log_ = BatchLog(resume_dir, {"op": "rubric_scores", "seqs": seqs, "bs": batch_size, **weights_id(model)})
-
-    def batch(b: int, idx: list[int]) -> list[float]:
-        width = max(len(seqs[i]) for i in idx)
-        ids = torch.full((len(idx), width), tok.pad_token_id, dtype=torch.long)
-        mask = torch.zeros_like(ids)
-        for r, i in enumerate(idx):  # left padding: the last position is every row's next token
-            ids[r, width - len(seqs[i]):] = torch.tensor(seqs[i])
-            mask[r, width - len(seqs[i]):] = 1
-        pos = (mask.cumsum(-1) - 1).clamp(min=0)
-        logits = model(input_ids=ids.to(model.device), attention_mask=mask.to(model.device),
-                       position_ids=pos.to(model.device), logits_to_keep=1).logits[:, -1].float()
-        p = logits[:, digits.to(logits.device)].softmax(-1)
-        return (p @ torch.arange(1.0, 6.0, device=p.device)).tolist()
-
-    return run_batches([len(s) for s in seqs], batch_size, log_, batch)
+    probs = engine.option_probs(prompts, [f"Score: {d}" for d in range(1, 6)], batch_size=batch_size,
+                                resume_dir=resume_dir)
+    return [sum(d * p for d, p in zip(range(1, 6), row)) for row in probs]
 
 
 def build_pairs(task, items, cfg, sample_fn, score_fn=None) -> tuple[list[dict], dict]:
-    """`sample_fn(prompts, seed, desc, temperature=, top_p=, max_new_tokens=)`; `score_fn(judge prompts) ->
-    scores` (in process) or None (written scores, parsed); returns (pairs, stats)."""
+    """`sample_fn(prompts, seed, desc, sampling=None)`; `score_fn(judge prompts) -> scores` (in process) or None
+    (written scores, parsed); returns (pairs, stats)."""
     g = cfg.generate
     n = g.rlaif_samples
-    if n < 2:
-        raise MipoError(f"generate.rlaif_samples: rlaif needs at least 2 samples per prompt, got {n}")
     prompts = [task.messages(it) for it in items]
-    samples = [sample_fn(prompts, cfg.seed + 1000 * s, f"rlaif samples {s + 1}/{n}") for s in range(n)]
+    samples = [sample_fn(prompts, derive(cfg.seed, "sample", s), f"rlaif samples {s + 1}/{n}") for s in range(n)]
     flat = [(i, s) for s in range(n) for i in range(len(items))]
-    asks = [RUBRIC.format(request=request_text(prompts[i]), response=samples[s][i]) for i, s in flat]
-
-    def judge(texts, attempt):
-        return sample_fn([[{"role": "user", "content": t}] for t in texts], cfg.seed + 77 + attempt,
-                         "rlaif self-judge" + (" retry" if attempt else ""), temperature=0.0, top_p=1.0,
-                         max_new_tokens=g.rlaif_judge_tokens)
-
-    again = []
-    if score_fn is not None:
-        scores = score_fn([[{"role": "user", "content": t}] for t in asks])
-    else:
-        scores = [parse_score(r) for r in judge(asks, 0)]
-        again = [k for k, v in enumerate(scores) if v is None]
-        if again:
-            for k, r in zip(again, judge([asks[k] + REMINDER["score"] for k in again], 1)):
-                scores[k] = parse_score(r)
-    by_item: dict[int, list[tuple[int, int]]] = {}
+    asks = [[{"role": "user", "content": RUBRIC.format(request=request_text(prompts[i]), response=samples[s][i])}]
+            for i, s in flat]
+    scores, again = (score_fn(asks), []) if score_fn is not None else _written_scores(cfg, asks, sample_fn)
+    by_item: dict[int, list[tuple[float, int]]] = {}
     for (i, s), v in zip(flat, scores):
         if v is not None:
             by_item.setdefault(i, []).append((v, s))
@@ -123,10 +85,10 @@ def build_pairs(task, items, cfg, sample_fn, score_fn=None) -> tuple[list[dict],
             "chosen": [{"role": "assistant", "content": samples[best[1]][i]}],
             "rejected": [{"role": "assistant", "content": samples[worst[1]][i]}],
             "negative_prompt": prompts[i],  # both responses come from x itself
-            "meta": {"prompt_id": it.id, "negative_from": it.id, "strategy": "rlaif", "scores": [scores[s * len(items) + i] for s in range(n)],
-                     "chosen_sample": best[1], "rejected_sample": worst[1], "task": task.name, "seed": cfg.seed,
-                     "temperature": g.temperature, "top_p": g.top_p, "max_new_tokens": g.max_new_tokens,
-                     "model": cfg.model.name},
+            "meta": {"prompt_id": it.id, "negative_from": it.id, "strategy": "rlaif",
+                     "scores": [scores[s * len(items) + i] for s in range(n)], "chosen_sample": best[1],
+                     "rejected_sample": worst[1], "task": task.name, "seed": cfg.seed, "temperature": g.temperature,
+                     "top_p": g.top_p, "max_new_tokens": g.max_new_tokens, "model": cfg.model.name},
         })
     stats = {"rlaif_scoring": "expected score from next-token probabilities" if score_fn else "written, parsed",
              "rlaif_judged": len(asks), "rlaif_unparsed": sum(v is None for v in scores),
@@ -137,3 +99,40 @@ def build_pairs(task, items, cfg, sample_fn, score_fn=None) -> tuple[list[dict],
         raise MipoError(f"rlaif: no pair: the base model's self-scores never separate two samples of a prompt "
                         f"({stats['rlaif_unparsed']} of {len(asks)} judgements unparsable, {tied} prompts tied)")
     return rows, stats
+
+
+def _written_scores(cfg, asks, sample_fn) -> tuple[list[int | None], list[int]]:
+    """The model writes "Score: N" (greedy); unparsed replies are asked once more with a format reminder."""
+    greedy = Sampling(0.0, 1.0, cfg.generate.rlaif_judge_tokens)
+
+    def judge(prompts, attempt):
+        return sample_fn(prompts, derive(cfg.seed, "self_judge", attempt),
+                         "rlaif self-judge" + (" retry" if attempt else ""), greedy)
+
+    scores = [parse_score(r) for r in judge(asks, 0)]
+    again = [k for k, v in enumerate(scores) if v is None]
+    if again:
+        reminded = [[{"role": "user", "content": asks[k][0]["content"] + REMINDER["score"]}] for k in again]
+        for k, r in zip(again, judge(reminded, 1)):
+            scores[k] = parse_score(r)
+    return scores, again
+
+
+class RLAIF(Method):
+    name, samples = "rlaif", "rlaif"
+
+    def check(self, cfg, task, items) -> None:
+        if cfg.generate.rlaif_samples < 2:
+            raise MipoError(f"generate.rlaif_samples: rlaif needs at least 2 samples per prompt, "
+                            f"got {cfg.generate.rlaif_samples}")
+
+    def make_samples(self, ctx: SampleContext) -> list[dict]:
+        score_fn = None
+        if isinstance(ctx.engine, HFEngine):  # in process: probability-weighted scores (see the module docstring)
+            bs = max(1, ctx.cfg.generate.batch_size // 4)
+
+            def score_fn(prompts):
+                return expected_scores(ctx.engine, prompts, bs, ctx.resume_dir)
+        rows, stats = build_pairs(ctx.task, ctx.items, ctx.cfg, ctx.sample, score_fn)
+        ctx.stats.update(stats)
+        return rows

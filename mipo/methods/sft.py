@@ -7,16 +7,21 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from .base import Method
 
-def make_trainer(cfg, model, tok, rows_path: Path, output_dir: str):
-    from datasets import Dataset
-    from trl import SFTConfig, SFTTrainer
 
-    from ..train import lora_config, read_rows, trl_args
+class SFTSelf(Method):
+    name = "sft-self"
 
-    rows = read_rows(rows_path, ("prompt", "chosen"))
-    dataset = Dataset.from_list([{"prompt": r["prompt"], "completion": r["chosen"]} for r in rows])
-    args = trl_args(cfg, SFTConfig, output_dir, model.device.type == "cuda", max_length=cfg.train.max_length,
-                    completion_only_loss=True, packing=False)
-    return SFTTrainer(model=model, args=args, train_dataset=dataset, processing_class=tok,
-                      peft_config=lora_config(cfg) if cfg.train.lora else None)
+    def trainer(self, cfg, model, tok, rows: Path, output_dir: str, ref_model=None):
+        from datasets import Dataset
+        from trl import SFTConfig, SFTTrainer
+
+        from ..train import lora_config, read_rows, trl_args
+
+        data = read_rows(rows, ("prompt", "chosen"))
+        dataset = Dataset.from_list([{"prompt": r["prompt"], "completion": r["chosen"]} for r in data])
+        args = trl_args(cfg, SFTConfig, output_dir, model.device.type == "cuda", max_length=cfg.train.max_length,
+                        completion_only_loss=True, packing=False)
+        return SFTTrainer(model=model, args=args, train_dataset=dataset, processing_class=tok,
+                          peft_config=lora_config(cfg) if cfg.train.lora else None)

@@ -6,9 +6,9 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 from ..config import TaskArgs
+from ..inference import Messages
 from ..io import MipoError, iter_jsonl
 
-Messages = list[dict[str, str]]
 # scorer(prompts, responses) -> log p(response | prompt) under the base model, one float per pair
 Scorer = Callable[[list[Messages], list[str]], list[float]]
 

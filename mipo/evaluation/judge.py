@@ -1,8 +1,8 @@
 """LLM judge for personalization: how well a response addresses the user's stated preferences.
 
-Backends: `local` (any model mipo can load, run with `mipo.generate.sample`, greedy) or `openai` (any
-OpenAI-compatible endpoint through the official client; base_url and model from the config, the API key only
-from the environment variable named by `evaluate.judge_api_key_env`, never logged or written).
+Backends: `local` (any model mipo can load, the in-process engine) or `openai` (any OpenAI-compatible endpoint
+through mipo's openai engine, with its retries; base_url and model from the config, the API key only from the
+environment variable named by `evaluate.judge_api_key_env`, never logged or written). Greedy decoding.
 
 - pointwise: a 1-5 score per response; the win rate against the reference response is the share of items
   whose score is >= the reference's (ties are wins), the strict win rate the share with >.
@@ -17,11 +17,12 @@ from __future__ import annotations
 import logging
 import os
 import re
-from concurrent.futures import ThreadPoolExecutor
 
-from .config import EvalArgs, ModelArgs
-from .io import MipoError
-from .tasks.base import Item
+from ..config import EvalArgs, ModelArgs
+from ..inference import Sampling
+from ..io import MipoError
+from ..seeds import derive
+from ..tasks.base import Item
 
 log = logging.getLogger("mipo")
 
@@ -95,38 +96,21 @@ class Judge:
             raise MipoError("evaluate.judge: none (no judge configured)")
         self.e, self.seed, self.calls = e, seed, 0
         if e.judge == "local":
-            from . import models
+            from .. import models
+            from ..inference.hf import HFEngine
 
-            self.model, self.tok = models.load(ModelArgs(name=e.judge_model, device=device))
+            self.engine = HFEngine(*models.load(ModelArgs(name=e.judge_model, device=device)))
         else:
-            import openai
+            from ..inference.openai import OpenAIEngine
 
-            key = os.environ.get(e.judge_api_key_env)
-            # A self-hosted endpoint often needs no key; the client insists on one, so pass a placeholder.
-            self.client = openai.OpenAI(api_key=key or "unused", base_url=e.judge_base_url)
+            self.engine = OpenAIEngine(e.judge_base_url, api_model=e.judge_model, api_key_env=e.judge_api_key_env,
+                                       max_concurrency=8)
 
     def complete(self, prompts: list[str], attempt: int = 0) -> list[str]:
         self.calls += len(prompts)
-        if self.e.judge == "local":
-            from .generate import sample
-
-            return sample(self.model, self.tok, [[{"role": "user", "content": p}] for p in prompts], temperature=0.0,
-                          top_p=1.0, max_new_tokens=self.e.judge_max_new_tokens, batch_size=self.e.batch_size,
-                          seed=self.seed + attempt, desc=f"judge{' retry' if attempt else ''}")
-        import openai
-
-        def one(p: str) -> str:
-            try:
-                r = self.client.chat.completions.create(
-                    model=self.e.judge_model, messages=[{"role": "user", "content": p}], temperature=0.0,
-                    max_tokens=self.e.judge_max_new_tokens, seed=self.seed + attempt)
-            except openai.OpenAIError as err:  # the message never holds the key; keep one line
-                raise MipoError(f"judge endpoint {self.e.judge_base_url or 'api.openai.com'}: "
-                                f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}") from None
-            return r.choices[0].message.content or ""
-
-        with ThreadPoolExecutor(max_workers=8) as pool:
-            return list(pool.map(one, prompts))
+        return self.engine.sample([[{"role": "user", "content": p}] for p in prompts],
+                                  Sampling(0.0, 1.0, self.e.judge_max_new_tokens), seed=derive(self.seed, "judge", attempt),
+                                  batch_size=self.e.batch_size, desc=f"judge{' retry' if attempt else ''}")
 
     def _ask(self, prompts: list[str], parse, kind: str) -> list[dict]:
         """Ask, parse, re-ask the unparsed once with a format reminder; [{'value', 'raw', 'retried'}]."""

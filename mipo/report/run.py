@@ -1,33 +1,15 @@
-"""metrics.json -> report.md (before/after table + settings) and plot.png, in the run directory."""
+"""A run's report: metrics.json -> report.md (before/after table + settings) and plot.png, in the run directory."""
 from __future__ import annotations
 
 import io
 import json
-import math
 from pathlib import Path
 
 import yaml
 
-from .io import atomic_path, write_text
-
-LABELS = {
-    "accuracy": "accuracy (↑)", "parsed": "answer parsed (↑)", "cond_mi": "cond. MI, nats (↑)",
-    "logp_full": "log p(y | request, context)", "logp_bare": "log p(y | request)", "self_bleu4": "self-BLEU-4 (↓)",
-    "mean_response_chars": "mean response chars", "macro_accuracy": "macro accuracy over subjects (↑)",
-    "infonce_mi": "InfoNCE MI bound, nats (↑)", "judge_score": "judge score 1-5 (↑)",
-    "judge_win": "judge win rate vs reference, ties win (↑)", "judge_strict_win": "judge strict win rate (↑)",
-    "judge_pairwise_win": "judge pairwise vs reference, both orders (↑)", "judge_unparsed": "judge replies unparsed",
-}
-
-
-def fmt(v) -> str:
-    if v is None or (isinstance(v, float) and math.isnan(v)):
-        return "n/a"
-    return f"{v:.4f}" if isinstance(v, float) else str(v)
-
-
-def fmt_ci(ci) -> str:
-    return "n/a" if not ci else f"[{ci[0]:.4f}, {ci[1]:.4f}]"
+from ..io import write_text
+from .format import LABELS, fmt, fmt_ci, md_row
+from .plot import bars
 
 
 def table_header(metrics: dict) -> list[str]:
@@ -65,9 +47,9 @@ def render_markdown(metrics: dict, config: dict, timings: dict) -> str:
         out.write(f"Held-out items: {metrics['n_items']}. Base = the model before training; trained = after MIPO "
                   f"(DPO on self-generated contrastive pairs).\n\n")
     header = table_header(metrics)
-    out.write("| " + " | ".join(header) + " |\n|" + "---|" * len(header) + "\n")
+    out.write(md_row(header) + "\n|" + "---|" * len(header) + "\n")
     for r in table_rows(metrics):
-        out.write("| " + " | ".join(c.replace("|", "\\|") for c in r) + " |\n")
+        out.write(md_row(r) + "\n")
     b = metrics.get("bootstrap", {})
     out.write(f"\n95% CIs: percentile bootstrap over items ({b.get('resamples')} resamples, seed {b.get('seed')}); "
               "the Δ interval resamples items with both models' values together (paired). n/a = no per-item values "
@@ -113,25 +95,10 @@ def render_markdown(metrics: dict, config: dict, timings: dict) -> str:
 
 
 def plot(metrics: dict, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     names = list(metrics["models"])
     keys = [k for k in (metrics["primary_metric"], "self_bleu4") if k in metrics["models"]["base"]]
-    fig, axes = plt.subplots(1, len(keys), figsize=(4 * len(keys), 3.2), squeeze=False)
-    for ax, k in zip(axes[0], keys):
-        vals = [metrics["models"][n][k] or 0.0 for n in names]
-        ax.bar(names, vals, color=["#9aa5b1", "#2f6fde"][:len(names)])
-        ax.set_title(LABELS.get(k, k))
-        for i, v in enumerate(vals):
-            ax.annotate(fmt(v), (i, v), ha="center", va="bottom", fontsize=8)
-    fig.suptitle(f"mipo: {metrics['task']} (n={metrics['n_items']})")
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=110)
-    plt.close(fig)
+    panels = [(LABELS.get(k, k), [metrics["models"][n][k] or 0.0 for n in names], None) for k in keys]
+    bars(path, names, panels, f"mipo: {metrics['task']} (n={metrics['n_items']})", annotate=True)
 
 
 def write_report(run_dir: Path) -> Path:
