@@ -113,8 +113,9 @@ def evaluate(cfg: Config):
     candidates = [Candidate("base", None, cfg.seed)] + ([] if base_only else [Candidate("trained", rd.train, cfg.seed)])
     responses, per_item, scorer = evaluate_models(cfg, task, items, base, candidates, rd.partial("evaluate"))
     metrics = run_metrics(task, items, responses, per_item, cfg.evaluate.bootstrap, cfg.seed)
-    if scorer.judge_summary():
-        metrics["judge"] = scorer.judge_summary()
+    for key, summary in (("judge", scorer.judge_summary()), ("infonce", scorer.infonce_summary())):
+        if summary:
+            metrics[key] = summary
     summary_path = rd.train / "train_summary.json"
     if summary_path.exists() and not base_only:  # no run time here: metrics.json is identical across same-seed runs
         s = json.loads(summary_path.read_text())

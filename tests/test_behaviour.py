@@ -4,7 +4,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mipo.evaluation.behaviour import (
+from mipo.behaviour import (
     adherence,
     char_loop,
     degeneration,

@@ -6,14 +6,14 @@ from mipo.config import TaskArgs
 from mipo.io import MipoError
 from mipo.tasks import get_task
 from mipo.tasks.math import extract_answer
-from mipo.tasks.personalization import DEMO
+from mipo.tasks.personalization import DATA
 
 from .conftest import FIXTURES
 
 
-def test_builtin_demo_set():
-    rows = [json.loads(line) for line in DEMO.read_text().splitlines()]
-    assert len(rows) >= 60
+def test_builtin_personalization_set():
+    rows = [json.loads(line) for line in DATA.read_text().splitlines()]
+    assert len(rows) >= 600
     task = get_task("personalization")
     train, test = task.load(TaskArgs(), "train"), task.load(TaskArgs(), "test")
     assert len(train) + len(test) == len(rows) and len(test) >= 10
@@ -21,6 +21,23 @@ def test_builtin_demo_set():
     full, bare = task.messages(train[0]), task.messages(train[0], with_context=False)
     assert train[0].context in full[-1]["content"] and train[0].prompt in full[-1]["content"]
     assert bare == [{"role": "user", "content": train[0].prompt}]
+    assert train[0].meta["avoid"] and train[0].meta["expect"] and train[0].meta["category"]
+
+
+def test_personalization_scores_adherence_and_its_fields_are_checked(tmp_path):
+    task = get_task("personalization")
+    items = task.load(TaskArgs(), "test")[:2]
+    it = items[0]
+    ok = f"Here is an idea: {it.meta['expect'][0]}."
+    bad = f"Try some {it.meta['avoid'][0]}."
+    rows = task.score([it, it], [ok, bad], lambda prompts, responses: [0.0] * len(prompts))
+    assert (rows[0]["violation"], rows[0]["cue"]) == (0.0, 1.0) and (rows[1]["violation"], rows[1]["cue"]) == (1.0, 0.0)
+    # repeating the context back is no tailored cue
+    assert task.score([it], [it.context], lambda p, r: [0.0] * len(p))[0]["cue"] in (0.0, None)
+    bad_row = tmp_path / "p.jsonl"
+    bad_row.write_text(json.dumps({"id": "x", "context": "c", "request": "r", "avoid": "nuts", "split": "train"}) + "\n")
+    with pytest.raises(MipoError, match=r"p.jsonl:1: field 'avoid' must be a list of non-empty strings"):
+        task.load(TaskArgs(data=str(bad_row)), "train")
 
 
 def test_gsm8k_fixture_layout():

@@ -4,7 +4,8 @@
 - `evaluate_models`: each named model answers the held-out items (same decoding) and is scored by `Scorer`
   (score.py: the task's metrics, InfoNCE MI, the judge, all under the base model);
 - aggregate.py: means, CIs, paired differences, the per-item response rows;
-- behaviour.py: plain-text measures of a response; stats.py: bootstrap and Wilson intervals; judge.py: the LLM judge.
+- stats.py: bootstrap intervals; judge.py: the LLM judge. The plain-text measures of a response are
+  mipo/behaviour.py (the tasks use them too).
 """
 from __future__ import annotations
 

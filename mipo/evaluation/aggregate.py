@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from statistics import fmean
 
+from ..behaviour import distinct_n
 from .score import self_bleu4
 from .stats import bootstrap_ci, mean_present, paired_diff_ci
 
@@ -40,6 +41,7 @@ def run_metrics(task, items, responses: dict[str, list[str]], per_item: dict[str
         if any("_judge" in d for d in rows):
             m["judge_unparsed"] = float(sum(d["judge_score"] is None for d in rows))
         m["self_bleu4"] = self_bleu4(responses[name])
+        m["distinct_2"] = distinct_n(responses[name], 2)
         m["mean_response_chars"] = fmean(len(r) for r in responses[name])
         metrics["models"][name] = m
         metrics["ci"][name] = {k: bootstrap_ci([d[k] for d in rows], resamples, seed) for k in keys}
@@ -87,8 +89,9 @@ def method_table(task, n_items: int, methods: list[str], seeds: list[int], per: 
             if base is not None and m != baseline:
                 row["delta"], row["delta_ci"] = paired(vals, base[k], resamples, seed)
             entry["metrics"][k] = row
-        bleu = [self_bleu4(responses[f"{m}/seed{s}"]) for s in done]
-        entry["metrics"]["self_bleu4"] = {"mean": mean_present(bleu), "ci": None, "per_seed": bleu}
+        for name, fn in (("self_bleu4", self_bleu4), ("distinct_2", lambda r: distinct_n(r, 2))):
+            vals = [fn(responses[f"{m}/seed{s}"]) for s in done]
+            entry["metrics"][name] = {"mean": mean_present(vals), "ci": None, "per_seed": vals}
         result["methods"][m] = entry
     result["method_order"] = list(result["methods"])  # compare.json is written with sorted keys
     return result

@@ -8,6 +8,7 @@ from statistics import fmean
 
 from sacrebleu.metrics import BLEU
 
+from ..behaviour import degeneration
 from ..config import Config
 from ..inference.hf import HFEngine
 from ..seeds import derive
@@ -30,24 +31,28 @@ def self_bleu4(responses: list[str]) -> float | None:
 def infonce_mi(task: Task, items: list[Item], responses: list[str], scorer, k: int, seed: int) -> list[float | None]:
     """Per-item InfoNCE terms: log(K+1) - CE_i, with CE_i = -log softmax_j(log p(y_i | x_j))[own prompt].
 
-    Response y_i is scored against its own prompt x_i and K other prompts of the set (seeded draw, the same for
-    every model). The mean over items is the InfoNCE lower bound I(prompt; response) >= log(K+1) - mean CE
-    under the scoring model (nats; at most log(K+1)).
+    Response y_i is scored against its own prompt x_i and the K candidate prompts the task draws for it
+    (`Task.candidates`, seeded: the same for every model; personalization: the same request under other users'
+    contexts). The mean over items is the InfoNCE lower bound I(prompt; response) >= log(K+1) - mean CE under the
+    scoring model (nats; at most log(K+1), its ceiling).
     """
     n = len(items)
     k = min(k, n - 1)
     if k < 1:
         return [None] * n
     rng = random.Random(seed)
-    prompts = [task.messages(it) for it in items]
-    cands = [[i] + rng.sample([j for j in range(n) if j != i], k) for i in range(n)]
-    flat = scorer([prompts[j] for c in cands for j in c], [responses[i] for i, c in enumerate(cands) for _ in c])
-    out = []
-    for i in range(n):
-        s = flat[i * (k + 1):(i + 1) * (k + 1)]
+    cands = [[task.messages(it)] + task.candidates(items, i, rng, k) for i, it in enumerate(items)]
+    flat = scorer([p for c in cands for p in c], [responses[i] for i, c in enumerate(cands) for _ in c])
+    out, at = [], 0
+    for c in cands:
+        s = flat[at:at + len(c)]
+        at += len(c)
+        if len(s) < 2:
+            out.append(None)
+            continue
         top = max(s)
         logsumexp = top + math.log(sum(math.exp(v - top) for v in s))
-        out.append(math.log(k + 1) + s[0] - logsumexp)  # = log(K+1) - CE_i
+        out.append(math.log(len(s)) + s[0] - logsumexp)  # = log(K+1) - CE_i
     return out
 
 
@@ -67,6 +72,7 @@ class Scorer:
         """Per-item metrics (floats, None where not defined); keys starting with "_" hold raw material."""
         e, items = self.cfg.evaluate, self.items
         rows = self.task.score(items, responses, self.logprobs)
+        self._plain(responses, rows)
         if e.mi_negatives > 0:
             terms = infonce_mi(self.task, items, responses, self.logprobs, e.mi_negatives,
                                derive(self.cfg.seed, "infonce"))
@@ -75,6 +81,20 @@ class Scorer:
         if e.judge != "none":
             self._judge(responses, rows)
         return rows
+
+    def _plain(self, responses: list[str], rows: list[dict]) -> None:
+        """What a degenerate model cannot hide: breakdown, repetition, non-text, length (mipo/behaviour.py), and
+        fluency = the base model's mean log-likelihood per response token given the full prompt (repetitive text
+        is *likely*, so fluency is read beside `broken` and `rep4`, never alone). Scores that sum over tokens
+        (cond. MI) also get a per-token value, so that longer responses do not raise them by length alone."""
+        prompts = [self.task.messages(it) for it in self.items]
+        scored = self.base.token_logprobs(prompts, responses, batch_size=max(1, self.cfg.evaluate.batch_size // 4),
+                                          resume_dir=self.resume_dir)
+        for d, r, (lp, n) in zip(rows, responses, scored):
+            deg = degeneration(r)
+            d.update({k: deg[k] for k in ("broken", "rep4", "nontext", "words")}, fluency=lp / n)
+            if "cond_mi" in d:
+                d["cond_mi_per_token"] = d["cond_mi"] / n
 
     def _judge(self, responses: list[str], rows: list[dict]) -> None:
         from .judge import Judge
@@ -98,6 +118,13 @@ class Scorer:
                            "reference_score": ref, **({"pairwise": pair[i]} if i in pair else {})}
             if i in pair:
                 d["judge_pairwise_win"] = pair[i]["value"]
+
+    def infonce_summary(self) -> dict | None:
+        """How many candidates each response was scored against, and the bound's ceiling log(K+1)."""
+        k = min(self.cfg.evaluate.mi_negatives, len(self.items) - 1)
+        if k < 1:
+            return None
+        return {"negatives": k, "ceiling": math.log(k + 1), "candidates": self.task.candidate_kind}
 
     def judge_summary(self) -> dict | None:
         if self.judge is None:

@@ -10,7 +10,19 @@ LABELS = {
     "infonce_mi": "InfoNCE MI bound, nats (↑)", "judge_score": "judge score 1-5 (↑)",
     "judge_win": "judge win rate vs reference, ties win (↑)", "judge_strict_win": "judge strict win rate (↑)",
     "judge_pairwise_win": "judge pairwise vs reference, both orders (↑)", "judge_unparsed": "judge replies unparsed",
+    "violation": "violations: mentions what the context rules out (↓)",
+    "cue": "tailored cues not taken from the context (↑)", "parrot": "share of the context repeated back",
+    "broken": "broken responses: loops, non-text, empty (↓)", "rep4": "repeated word 4-grams (↓)",
+    "nontext": "non-text characters (↓)", "words": "words per response",
+    "fluency": "fluency: base log-lik per token, nats (↑)", "cond_mi_per_token": "cond. MI per token, nats (↑)",
+    "distinct_2": "distinct-2 over all responses (↑)",
 }
+# the order of a report's rows: what the user gets, what could fool it, the information measures, the rest
+ORDER = ("accuracy", "violation", "cue", "parrot", "broken", "rep4", "nontext", "fluency", "words", "cond_mi",
+         "cond_mi_per_token", "infonce_mi")
+LAST = ("logp_full", "logp_bare", "judge_unparsed", "self_bleu4", "distinct_2", "mean_response_chars")
+# direction in which each measure is better, for the report's check that MI did not rise at the user's expense
+BETTER = {"violation": -1, "cue": 1, "broken": -1, "rep4": -1, "nontext": -1, "fluency": 1}
 
 
 def fmt(v) -> str:
@@ -26,6 +38,17 @@ def fmt_ci(ci) -> str:
 def cell(v, ci=None) -> str:
     """A value with its CI in one table cell: "0.1234 [0.1000, 0.1500]"."""
     return fmt(v) + (f" {fmt_ci(ci)}" if ci and v is not None else "")
+
+
+def row_order(keys, primary: str) -> list[str]:
+    """The primary metric, then ORDER, then the rest alphabetically, then LAST."""
+    def rank(k):
+        if k == primary:
+            return (0, 0, k)
+        if k in LAST:
+            return (3, LAST.index(k), k)
+        return (1, ORDER.index(k), k) if k in ORDER else (2, 0, k)
+    return sorted(keys, key=rank)
 
 
 def md_row(cells) -> str:

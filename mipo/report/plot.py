@@ -38,3 +38,22 @@ def bars(path: Path, names: list[str], panels: list[tuple[str, list[float], list
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=110)
     plt.close(fig)
+
+
+def curves(path: Path, series: list[tuple[str, list[tuple[float, float]]]], title: str) -> None:
+    """One panel per (name, [(x, y), ...]) line; written atomically as PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(series), figsize=(4 * len(series), 3.2), squeeze=False)
+    for ax, (name, pts) in zip(axes[0], series):
+        ax.plot([x for x, _ in pts], [y for _, y in pts], marker="o", color=MODEL_COLOR)
+        ax.set_title(name)
+        ax.set_xlabel("step")
+    fig.suptitle(title)
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=110)
+    plt.close(fig)

@@ -1,4 +1,8 @@
-"""A run's report: metrics.json -> report.md (before/after table + settings) and plot.png, in the run directory."""
+"""A run's report: metrics.json -> report.md and plot.png (+ train_curve.png), in the run directory.
+
+report.md: the before/after table with CIs, a check that the MI measures did not rise at the user's expense
+(fluency, adherence, breakdown), example requests with both models' answers side by side, the training curve,
+stage times and the settings."""
 from __future__ import annotations
 
 import io
@@ -7,9 +11,11 @@ from pathlib import Path
 
 import yaml
 
-from ..io import write_text
-from .format import LABELS, fmt, fmt_ci, md_row
-from .plot import bars
+from ..io import read_jsonl, write_text
+from .format import BETTER, LABELS, fmt, fmt_ci, md_row, row_order
+from .plot import bars, curves
+
+N_EXAMPLES = 4
 
 
 def table_header(metrics: dict) -> list[str]:
@@ -23,11 +29,8 @@ def table_rows(metrics: dict) -> list[tuple[str, ...]]:
     models, ci = metrics["models"], metrics.get("ci", {})
     base, trained = models["base"], models.get("trained")
     by_metric = metrics.get("paired", {}).get("by_metric", {})
-    # metrics.json is written with sorted keys: show the primary metric first and the descriptive rows last
-    last = ("judge_unparsed", "self_bleu4", "mean_response_chars")
-    order = sorted(base, key=lambda k: (k != metrics["primary_metric"], k in last, last.index(k) if k in last else 0))
     rows = []
-    for k in order:
+    for k in row_order(base, metrics["primary_metric"]):
         row = [LABELS.get(k, k), fmt(base[k]), fmt_ci(ci.get("base", {}).get(k))]
         if trained is not None:
             b, t = base[k], trained[k]
@@ -37,38 +40,100 @@ def table_rows(metrics: dict) -> list[tuple[str, ...]]:
     return rows
 
 
-def render_markdown(metrics: dict, config: dict, timings: dict) -> str:
+def gamed(metrics: dict) -> list[str]:
+    """The measures that got worse for the user while an MI measure rose (point estimates; CIs beside them)."""
+    by = metrics.get("paired", {}).get("by_metric", {})
+    rose = [k for k in ("cond_mi", "cond_mi_per_token", "infonce_mi") if (by.get(k, {}).get("mean_difference") or 0) > 0]
+    if not rose:
+        return []
+    worse = []
+    for k, sign in BETTER.items():
+        d = by.get(k, {})
+        if d.get("mean_difference") is not None and d["mean_difference"] * sign < 0:
+            ci = d.get("ci")
+            sure = " (CI excludes 0)" if ci and (ci[0] > 0 or ci[1] < 0) else ""
+            worse.append(f"{LABELS.get(k, k)}: Δ {fmt(d['mean_difference'])} {fmt_ci(ci)}{sure}")
+    return [f"{', '.join(LABELS.get(k, k) for k in rose)} rose, while:"] + worse if worse else []
+
+
+def examples(run_dir: Path, n: int = N_EXAMPLES) -> str:
+    """The first n held-out items (file order) on which base and trained answer differently, side by side."""
+    path = run_dir / "eval" / "responses.jsonl"
+    if not path.exists():
+        return ""
+    rows = [r for r in read_jsonl(path) if "trained" in r and r["trained"] != r["base"]][:n]
+    out = []
+    for r in rows:
+        out.append(f"\n**{r['id']}** — {r['prompt'][-1]['content']}\n")
+        for name in ("base", "trained"):
+            m = r[f"{name}_metrics"]
+            marks = ", ".join(f"{k} {fmt(m[k])}" for k in ("violation", "cue", "broken") if m.get(k) is not None)
+            out.append(f"- {name}{f' ({marks})' if marks else ''}: {r[name]}")
+    return ("\n## Examples (base vs trained, first items where they differ)\n" + "\n".join(out) + "\n") if out else ""
+
+
+def render_markdown(metrics: dict, config: dict, timings: dict, run_dir: Path | None = None) -> str:
     out = io.StringIO()
     base_only = "trained" not in metrics["models"]
     out.write(f"# mipo report: {metrics['task']}\n\n")
-    if base_only:
-        out.write(f"Held-out items: {metrics['n_items']}. The base model alone (evaluate.base_only).\n\n")
-    else:
-        out.write(f"Held-out items: {metrics['n_items']}. Base = the model before training; trained = after MIPO "
-                  f"(DPO on self-generated contrastive pairs).\n\n")
+    out.write(f"Held-out items: {metrics['n_items']}. " + (
+        "The base model alone (evaluate.base_only).\n\n" if base_only else
+        "Base = the model before training; trained = after training on its own samples.\n\n"))
+    flags = gamed(metrics)
+    if flags:
+        out.write("**Check: an MI measure rose while the user got less** — " + "; ".join(flags) + "\n\n")
     header = table_header(metrics)
     out.write(md_row(header) + "\n|" + "---|" * len(header) + "\n")
     for r in table_rows(metrics):
         out.write(md_row(r) + "\n")
-    b = metrics.get("bootstrap", {})
+    out.write(notes(metrics))
+    out.write(examples(run_dir) if run_dir else "")
+    if timings:
+        order = ["generate", "train", "evaluate"]
+        out.write("\n## Stage times\n\n| stage | seconds |\n|---|---|\n")
+        for k in sorted(timings, key=lambda k: order.index(k) if k in order else len(order)):
+            out.write(f"| {k} | {timings[k]:.1f} |\n")
+    if "train" in metrics:
+        out.write(f"\n## Training\n\nsteps: {metrics['train'].get('steps')}, final loss: "
+                  f"{fmt(metrics['train'].get('final_loss'))}\n")
+        if run_dir and (run_dir / "train_curve.png").exists():
+            out.write("\n![training curve](train_curve.png)\n")
+    out.write("\n## Settings\n\n```yaml\n" + yaml.safe_dump(config, sort_keys=False) + "```\n")
+    out.write("\n![before/after](plot.png)\n")
+    return out.getvalue()
+
+
+def notes(metrics: dict) -> str:
+    """What each kind of row means and what could fool it."""
+    out, b = io.StringIO(), metrics.get("bootstrap", {})
     out.write(f"\n95% CIs: percentile bootstrap over items ({b.get('resamples')} resamples, seed {b.get('seed')}); "
               "the Δ interval resamples items with both models' values together (paired). n/a = no per-item values "
-              "(self-BLEU-4, lengths) or fewer than 2 items.\n")
+              "(self-BLEU-4, distinct-2, lengths) or fewer than 2 items.\n")
     p = metrics.get("paired")
     if p:
         out.write(f"\nPaired, on `{p['metric']}` ({p['n']} items): trained higher on {fmt(p['share_trained_higher'])} "
                   f"of items, tied on {fmt(p['share_tied'])}, mean difference {fmt(p['mean_difference'])} "
                   f"(95% CI {fmt_ci(p['ci'])}).\n")
-    out.write("\nself-BLEU-4: sacrebleu sentence BLEU (13a tokenizer, exp smoothing, effective order) of each "
-              "response against all other responses of the same model, averaged; lower = more diverse.\n")
-    if "infonce_mi" in metrics["models"]["base"]:
-        out.write("\nInfoNCE MI bound: each response y_i is scored by the base model against its own prompt and K "
-                  "other prompts of the held-out set (the same draw for every model); I(prompt; response) ≥ "
-                  "log(K+1) − mean CE, CE_i = −log softmax_j log p(y_i | x_j) at the own prompt. At most "
-                  "log(K+1) nats.\n")
-    if metrics["primary_metric"] == "cond_mi":
-        out.write("\ncond. MI: log p(y | request, user context) − log p(y | request) under the base model, "
-                  "averaged over held-out responses (nats); higher = the response depends more on the user.\n")
+    base = metrics["models"]["base"]
+    if "violation" in base or "cue" in base:
+        out.write("\nAdherence (plain text rules, mipo/behaviour.py): a violation is a response that names a term the "
+                  "user's context rules out; a tailored cue is a term a tailored answer would hold that the context "
+                  "does not itself contain (repeating the context back earns nothing). Whole words, plural -s/-es.\n")
+    if "broken" in base:
+        out.write("\nBreakdown: broken = empty, > 50% repeated word 4-grams, > 10% non-text characters or a letter "
+                  "loop (\"komunikomuni\"). Fluency = the base model's mean log-likelihood per response token given the "
+                  "full prompt; repetition is *likely*, so read it beside broken and rep4.\n")
+    if metrics["primary_metric"] == "cond_mi" or "cond_mi" in base:
+        out.write("\ncond. MI: log p(y | request, user context) − log p(y | request) under the base model (nats; per "
+                  "token: divided by the response's tokens). Repeating the context back raises it: read it with the "
+                  "adherence rows.\n")
+    if "infonce" in metrics:
+        i = metrics["infonce"]
+        out.write(f"\nInfoNCE MI bound: each response is scored by the base model against its own prompt and "
+                  f"K = {i['negatives']} candidates ({i['candidates']}), the same draw for every model; "
+                  f"I(prompt; response) ≥ log(K+1) − mean CE. Ceiling log(K+1) = {i['ceiling']:.4f} nats.\n")
+    out.write("\nself-BLEU-4 (each response against the model's other responses; lower = more diverse) and distinct-2 "
+              "(distinct word bigrams / all bigrams over the model's responses) measure diversity.\n")
     j = metrics.get("judge")
     if j:
         out.write(f"\nJudge: {j['backend']} `{j['model']}`, pointwise 1-5 on how well the response addresses the "
@@ -81,24 +146,30 @@ def render_markdown(metrics: dict, config: dict, timings: dict) -> str:
             out.write(f"\n### {name}: {gname.replace('_', ' ')}\n\n| group | n | accuracy |\n|---|---|---|\n")
             for g, v in table.items():
                 out.write(f"| {g} | {v['n']} | {fmt(v['accuracy'])} |\n")
-    if timings:
-        order = ["generate", "train", "evaluate"]
-        out.write("\n## Stage times\n\n| stage | seconds |\n|---|---|\n")
-        for k in sorted(timings, key=lambda k: order.index(k) if k in order else len(order)):
-            out.write(f"| {k} | {timings[k]:.1f} |\n")
-    if "train" in metrics:
-        out.write(f"\n## Training\n\nsteps: {metrics['train'].get('steps')}, final loss: "
-                  f"{fmt(metrics['train'].get('final_loss'))}\n")
-    out.write("\n## Settings\n\n```yaml\n" + yaml.safe_dump(config, sort_keys=False) + "```\n")
-    out.write("\n![before/after](plot.png)\n")
     return out.getvalue()
 
 
 def plot(metrics: dict, path: Path) -> None:
     names = list(metrics["models"])
-    keys = [k for k in (metrics["primary_metric"], "self_bleu4") if k in metrics["models"]["base"]]
-    panels = [(LABELS.get(k, k), [metrics["models"][n][k] or 0.0 for n in names], None) for k in keys]
-    bars(path, names, panels, f"mipo: {metrics['task']} (n={metrics['n_items']})", annotate=True)
+    keys = [k for k in (metrics["primary_metric"], "violation", "cue", "broken") if k in metrics["models"]["base"]]
+    ci = metrics.get("ci", {})
+    panels = [(LABELS.get(k, k), [metrics["models"][n][k] or 0.0 for n in names],
+               [ci.get(n, {}).get(k) for n in names]) for k in keys]
+    bars(path, names, panels, f"mipo: {metrics['task']} (n={metrics['n_items']}; 95% CI)", annotate=True)
+
+
+def train_curve(run_dir: Path) -> bool:
+    """train_curve.png: loss and (DPO) reward margin per logged step, from train/train_summary.json."""
+    path = run_dir / "train" / "train_summary.json"
+    if not path.exists():
+        return False
+    history = [h for h in json.loads(path.read_text()).get("log_history", []) if "loss" in h and "step" in h]
+    series = [(k, [(h["step"], h[k]) for h in history if k in h]) for k in ("loss", "rewards/margins")]
+    series = [(k, pts) for k, pts in series if pts]
+    if not series:
+        return False
+    curves(run_dir / "train_curve.png", series, "training (per logged step)")
+    return True
 
 
 def write_report(run_dir: Path) -> Path:
@@ -106,5 +177,7 @@ def write_report(run_dir: Path) -> Path:
     config = yaml.safe_load((run_dir / "config.yaml").read_text()) if (run_dir / "config.yaml").exists() else {}
     timings = json.loads((run_dir / "timings.json").read_text()) if (run_dir / "timings.json").exists() else {}
     plot(metrics, run_dir / "plot.png")
-    write_text(run_dir / "report.md", render_markdown(metrics, config, timings))
+    if "train" in metrics:
+        train_curve(run_dir)
+    write_text(run_dir / "report.md", render_markdown(metrics, config, timings, run_dir))
     return run_dir / "report.md"

@@ -93,6 +93,12 @@ class Task:
     def messages(self, item: Item, with_context: bool = True) -> Messages:
         raise NotImplementedError
 
+    candidate_kind = "other held-out prompts"  # what `candidates` draws, for the report
+
+    def candidates(self, items: list[Item], i: int, rng, k: int) -> list[Messages]:
+        """The InfoNCE candidate prompts of item i besides its own: k other items' prompts (seeded draw)."""
+        return [self.messages(items[j]) for j in rng.sample([j for j in range(len(items)) if j != i], k)]
+
     # -- scoring ----------------------------------------------------------------------------------------
     primary_metric: str = ""
     higher_is_better: bool = True

@@ -6,13 +6,16 @@ judge scores responses against it, and `reference` (where the set has one) is th
 """
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 from ..config import TaskArgs
+from ..behaviour import adherence
 from ..io import MipoError, require_text
 from .base import Item, Messages, Task, hub_split, read_rows, register
 
-DEMO = Path(__file__).parent / "data" / "personalization_demo.jsonl"
+DATA = Path(__file__).parent / "data" / "personalization.jsonl"  # the default set: with avoid/expect, see below
+DEMO = Path(__file__).parent / "data" / "personalization_demo.jsonl"  # the first, small set (72 items; bench/ uses it)
 CONTEXT_NEGATIVES = ("drop_context", "other_user_context", "random_prompt", "drop_sentence")
 
 
@@ -25,6 +28,7 @@ def _text(value) -> str | None:
 
 
 class ContextTask(Task):
+    candidate_kind = "the same request under other users' contexts"
     default_negative = "drop_context"
     negatives = CONTEXT_NEGATIVES
     primary_metric = "cond_mi"
@@ -37,10 +41,27 @@ class ContextTask(Task):
 
     def score(self, items, responses, base_scorer):
         # Pointwise conditional MI under the base model: log p(y | request, context) - log p(y | request).
-        # Higher = the response depends more on what the user said about themselves.
+        # Higher = the response depends more on what the user said about themselves. A response that repeats the
+        # context back raises it too, so items that say what the context rules out (`avoid`) and what a tailored
+        # answer holds (`expect`) are also scored by plain text rules (mipo/evaluation/behaviour.py): violations,
+        # tailored cues not taken from the context, and how much of the context the response repeats.
         full = base_scorer([self.messages(it) for it in items], responses)
         bare = base_scorer([self.messages(it, with_context=False) for it in items], responses)
-        return [{"cond_mi": f - b, "logp_full": f, "logp_bare": b} for f, b in zip(full, bare)]
+        rows = [{"cond_mi": f - b, "logp_full": f, "logp_bare": b} for f, b in zip(full, bare)]
+        if any("avoid" in it.meta or "expect" in it.meta for it in items):
+            for row, it, r in zip(rows, items, responses):
+                row.update(adherence(r, it.context or "", it.meta.get("avoid", []), it.meta.get("expect", [])))
+        return rows
+
+    def candidates(self, items: list[Item], i: int, rng, k: int) -> list[Messages]:
+        """InfoNCE candidates for item i: its own request under k other users' contexts (seeded draw) — prompts that
+        differ from the true one only by whose context it is, so the bound measures how much the response depends
+        on this user rather than on the request (random other prompts are told apart by the request alone)."""
+        it = items[i]
+        if it.context is None:
+            return super().candidates(items, i, rng, k)
+        others = sorted({o.context for o in items if o.context and o.context != it.context})
+        return [self.messages(replace(it, context=c)) for c in rng.sample(others, min(k, len(others)))]
 
 
 @register
@@ -48,13 +69,24 @@ class Personalization(ContextTask):
     name = "personalization"
 
     def rows(self, args: TaskArgs, split: str):
-        if args.data is None:  # built-in demo set, written for this project
-            args = TaskArgs(**{**vars(args), "data": str(DEMO)})
+        if args.data is None:  # the built-in set, written for this project
+            args = TaskArgs(**{**vars(args), "data": str(DATA)})
         return super().rows(args, split)
 
     def parse(self, row: dict, where: str) -> Item:
+        meta = {k: _terms(row, k, where) for k in ("avoid", "expect") if row.get(k) is not None}
+        if row.get("category") is not None:
+            meta["category"] = str(row["category"])
         return Item(id=require_text(row, "id", where), prompt=require_text(row, "request", where),
-                    context=require_text(row, "context", where), reference=_text(row.get("reference")))
+                    context=require_text(row, "context", where), reference=_text(row.get("reference")), meta=meta)
+
+
+def _terms(row: dict, field: str, where: str) -> list[str]:
+    """A list of non-empty strings (the avoid / expect terms of a personalization row)."""
+    value = row[field]
+    if not isinstance(value, list) or not all(isinstance(t, str) and t.strip() for t in value):
+        raise MipoError(f"{where}: field '{field}' must be a list of non-empty strings")
+    return [t.strip() for t in value]
 
 
 @register
