@@ -1,8 +1,8 @@
 """Write mipo/tasks/data/personalization.jsonl from the hand-written pools below (run from the repo root).
 
-    python3 scripts/make_personalization.py
+    .venv/bin/python scripts/make_personalization.py
 
-Deterministic, stdlib only. The JSONL is committed; edit the pools here and re-run rather than editing it by hand.
+Deterministic. The JSONL is committed; edit the pools here and re-run rather than editing it by hand.
 
 Each scenario is one constraint (a category) with: `avoid`, terms a response that heeded the user would essentially
 never contain; `expect`, terms a tailored response would plausibly contain; and contexts and requests for each
@@ -10,8 +10,8 @@ split. The rows of a split are every (context, request) pair of that split. Held
 are worded differently from the training ones, so a held-out row shares neither its context nor its request with
 any training row. Contexts may be shared between scenarios of the same split (one user, several requests).
 
-Matching rule (the metric's, and `tests/test_personalization_data.py`'s): a term matches a text when it occurs
-case-insensitively as a whole word or phrase, optionally followed by "s" or "es", with any whitespace between
+Matching rule (`mipo.behaviour.mentions`, the metric's own; the data test uses it too): a term matches a text
+when it occurs case-insensitively as a whole word or phrase, optionally followed by "s" or "es", with any whitespace between
 the words of a multi-word term. The script refuses to write a row where an expect term matches the context or
 request, or an avoid term matches the request or context.
 """
@@ -21,8 +21,9 @@ import hashlib
 import json
 import re
 from collections import Counter
-from functools import lru_cache
 from pathlib import Path
+
+from mipo.behaviour import mentions
 
 OUT = Path(__file__).resolve().parents[1] / "mipo" / "tasks" / "data" / "personalization.jsonl"
 
@@ -1209,15 +1210,9 @@ add("phobia",
 
 
 # ------------------------------------------------------------------------------------------------- building
-@lru_cache(maxsize=None)
-def term_pattern(term: str) -> re.Pattern:
-    """The metric's matching rule: whole word/phrase, case-insensitive, optional plural s/es, any whitespace."""
-    body = r"\s+".join(re.escape(word) for word in term.split())
-    return re.compile(r"\b" + body + r"(?:s|es)?\b", re.IGNORECASE)
-
-
 def matches(term: str, text: str) -> bool:
-    return term_pattern(term).search(text) is not None
+    """The metric's own matching rule (mipo/behaviour.py: whole word or phrase, case-insensitive, plural s/es)."""
+    return mentions(text, term)
 
 
 def norm(text: str) -> str:

@@ -6,10 +6,11 @@ import importlib.util
 import json
 import re
 from collections import Counter
-from functools import lru_cache
 from pathlib import Path
 
 import pytest
+
+from mipo.behaviour import mentions
 
 ROOT = Path(__file__).parents[1]
 DATA = ROOT / "mipo" / "tasks" / "data" / "personalization.jsonl"
@@ -17,16 +18,9 @@ SCRIPT = ROOT / "scripts" / "make_personalization.py"
 FIELDS = {"id": str, "context": str, "request": str, "split": str, "avoid": list, "expect": list, "category": str}
 
 
-@lru_cache(maxsize=None)
-def term_pattern(term: str) -> re.Pattern:
-    """A term matches case-insensitively as a whole word/phrase, optionally plural (+s/+es), any whitespace between
-    the words of a multi-word term."""
-    body = r"\s+".join(re.escape(word) for word in term.split())
-    return re.compile(r"\b" + body + r"(?:s|es)?\b", re.IGNORECASE)
-
-
 def matches(term: str, text: str) -> bool:
-    return term_pattern(term).search(text) is not None
+    """The metric's own matching rule, so the data is checked exactly as it is scored."""
+    return mentions(text, term)
 
 
 def norm(text: str) -> str:
