@@ -51,9 +51,9 @@ def generate(cfg: Config):
     task = get_task(cfg.task.name, cfg.task)
     items = task.load(cfg.task, cfg.task.train_split)
     task.load(cfg.task, cfg.task.eval_split)  # validate the held-out rows now, not after an hour of sampling
-    method.check(cfg, task, items)
+    strategy = method.check(cfg, task, items)
     ctx = SampleContext(cfg, task, items, validate(cfg, task, items, cfg.generate.max_new_tokens),
-                        rd.partial("generate"))
+                        rd.partial("generate"), strategy)
     rows = method.make_samples(ctx)
     rd.save_config()
     write_jsonl(rd.pairs, rows)

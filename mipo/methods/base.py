@@ -20,6 +20,7 @@ class SampleContext:
     items: list[Item]
     model_path: str
     resume_dir: Path
+    strategy: str | None = None  # the negative strategy Method.check resolved
     stats: dict = field(default_factory=dict)  # what the method wants recorded in the stage's stamp
 
     @cached_property
@@ -37,18 +38,17 @@ class Method:
     samples: str | None = "pairs"  # the kind of samples: methods of one kind share them (`mipo compare`)
     trains: bool = True
 
-    def check(self, cfg: Config, task: Task, items: list[Item]) -> None:
-        """Refuse settings that cannot work, before any weights load."""
+    def check(self, cfg: Config, task: Task, items: list[Item]) -> str | None:
+        """Refuse settings that cannot work, before any weights load; return the negative strategy (or None)."""
         from ..pair import check
 
-        check(task, items, cfg)
+        return check(task, items, cfg)
 
     def make_samples(self, ctx: SampleContext) -> list[dict]:
         """The rows of pairs.jsonl: chosen | x and rejected | x' (mipo/pair.py)."""
-        from ..pair import build_pairs, check
+        from ..pair import build_pairs
 
-        strategy = check(ctx.task, ctx.items, ctx.cfg)
-        return build_pairs(ctx.task, ctx.items, ctx.cfg, strategy, ctx.sample)
+        return build_pairs(ctx.task, ctx.items, ctx.cfg, ctx.strategy, ctx.sample)
 
     def trainer(self, cfg: Config, model, tok, rows: Path, output_dir: str, ref_model=None):
         """The TRL trainer on the rows of `rows`: DPO, reference = the base model (or `ref_model`)."""

@@ -94,16 +94,16 @@ class MIGRPO(Method):
     """Online: the generate stage writes only the prompt pairs (x, x'); the policy samples while training."""
     name, samples = "mi-grpo", "prompts"
 
-    def check(self, cfg, task, items) -> None:
+    def check(self, cfg, task, items) -> str | None:
         if Sampling.of(cfg.generate).greedy:
             raise MipoError("mi-grpo samples a group of different responses per prompt: generate.temperature "
                             "must be > 0")
-        super().check(cfg, task, items)
+        return super().check(cfg, task, items)
 
     def make_samples(self, ctx: SampleContext) -> list[dict]:
-        from ..pair import check, prompt_rows
+        from ..pair import prompt_rows
 
-        return prompt_rows(ctx.task, ctx.items, ctx.cfg, check(ctx.task, ctx.items, ctx.cfg))
+        return prompt_rows(ctx.task, ctx.items, ctx.cfg, ctx.strategy)
 
     def trainer(self, cfg, model, tok, rows: Path, output_dir: str, ref_model=None):
         return make_trainer(cfg, model, tok, rows, output_dir)

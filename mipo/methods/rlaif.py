@@ -125,6 +125,7 @@ class RLAIF(Method):
         if cfg.generate.rlaif_samples < 2:
             raise MipoError(f"generate.rlaif_samples: rlaif needs at least 2 samples per prompt, "
                             f"got {cfg.generate.rlaif_samples}")
+        return None  # both responses of a pair come from x itself: no negative strategy
 
     def make_samples(self, ctx: SampleContext) -> list[dict]:
         score_fn = None
