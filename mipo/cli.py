@@ -48,6 +48,10 @@ def main(argv: list[str] | None = None) -> int:
     except MipoError as e:
         print(f"mipo: error: {e}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print(f"mipo: interrupted; finished work is kept in {cfg.run_dir}: run the same command again to resume",
+              file=sys.stderr)
+        return 130
     if ns.command in ("run", "report"):
         print_summary(Path(cfg.run_dir))
     if ns.command == "compare":

@@ -48,13 +48,13 @@ class TaskArgs:
 
 @dataclass
 class GenerateArgs:
-    temperature: float = 0.7
-    top_p: float = 0.9
-    max_new_tokens: int = 128
-    samples_per_prompt: int = 1
+    temperature: float = 0.7  # sampling temperature of the pairs' responses (0 = greedy; the paper: 0.1, ARC 1.0)
+    top_p: float = 0.9  # nucleus sampling: keep the likeliest tokens up to this probability mass
+    max_new_tokens: int = 128  # tokens per sampled response
+    samples_per_prompt: int = 1  # pairs per prompt (1 = the paper's one pair per prompt)
     # prompts decoded together: wider decode matrix products run faster on CPU too, up to ~128 (bench/README.md)
     batch_size: int = 128
-    # Engine (mipo/engines.py): hf = in-process transformers; openai = any OpenAI-compatible server (vLLM serve,
+    # Engine (mipo/inference/): hf = in-process transformers; openai = any OpenAI-compatible server (vLLM serve,
     # SGLang, TGI, llama.cpp server, Ollama, transformers serve); vllm = in-process vLLM (optional extra).
     engine: str = "hf"
     base_url: str | None = None  # openai: e.g. http://localhost:8000/v1
@@ -79,15 +79,15 @@ ENGINE_ONLY = {"generate": ("engine", "api_model")}
 @dataclass
 class TrainArgs:
     lora: bool = True  # LoRA: the reference is the base with adapters disabled (no second model copy)
-    lora_r: int = 16
+    lora_r: int = 16  # LoRA rank (adapters on every linear layer)
     lora_alpha: int = 32
     lora_dropout: float = 0.0
-    beta: float = 0.1
-    learning_rate: float = 5e-5
+    beta: float = 0.1  # DPO beta: how far the policy may move from the reference (the paper: 0.1)
+    learning_rate: float = 5e-5  # the paper's full fine-tune: 5e-7; LoRA needs more
     epochs: float = 1.0
-    batch_size: int = 4
-    grad_accum: int = 1
-    max_length: int = 1024
+    batch_size: int = 4  # pairs per device step (the paper: 4)
+    grad_accum: int = 1  # steps accumulated per optimizer update
+    max_length: int = 1024  # tokens of prompt + response kept per sequence
     merge: bool = False  # also write a merged full model (LoRA only)
     save_steps: int = 50  # checkpoint every n steps; a killed `mipo train` resumes from the last one
     rounds: int = 2  # mipo-iterative: round r samples from and is referenced to the round r-1 model
@@ -99,8 +99,8 @@ class TrainArgs:
 class EvalArgs:
     temperature: float = 0.0  # 0 = greedy decoding
     top_p: float = 1.0
-    max_new_tokens: int = 128
-    batch_size: int = 32
+    max_new_tokens: int = 128  # tokens per evaluated response
+    batch_size: int = 32  # prompts decoded together (scoring uses a quarter of it)
     base_only: bool = False  # evaluate the base model alone (no run_dir/train needed)
     bootstrap: int = 1000  # resamples for the 95% confidence intervals (0 = none)
     mi_negatives: int = 7  # InfoNCE MI: K other prompts each response is scored against (0 = skip)
@@ -154,6 +154,51 @@ SECTIONS = {
     "model": ModelArgs, "task": TaskArgs, "generate": GenerateArgs, "train": TrainArgs, "evaluate": EvalArgs,
     "compare": CompareArgs}
 TOP_LEVEL = ("run_dir", "seed", "overwrite", "method")
+
+
+def _at_least(lo, strict: bool = False):
+    return (lambda v: v > lo) if strict else (lambda v: v >= lo), f"{'>' if strict else '>='} {lo}"
+
+
+def _in(lo, hi, lo_open: bool = False):
+    return (lambda v: (lo < v if lo_open else lo <= v) and v <= hi), f"in {'(' if lo_open else '['}{lo}, {hi}]"
+
+
+def _one_of(*choices):
+    return (lambda v: v in choices), f"one of {', '.join(choices)}"
+
+
+# The limits of every bounded field, checked before any work (`validate`): (test, the rule as the message says it).
+LIMITS = {
+    "seed": _at_least(0), "model.dtype": _one_of("auto", "float32", "bfloat16", "float16"),
+    "task.n_train": _at_least(1), "task.n_eval": _at_least(1), "task.fewshot": _in(0, 8),
+    "generate.temperature": _at_least(0), "generate.top_p": _in(0, 1, lo_open=True),
+    "generate.max_new_tokens": _at_least(1), "generate.samples_per_prompt": _at_least(1),
+    "generate.batch_size": _at_least(1), "generate.engine": _one_of("hf", "openai", "vllm"),
+    "generate.max_concurrency": _at_least(1), "generate.timeout_s": _at_least(0, strict=True),
+    "generate.max_retries": _at_least(0), "generate.rlaif_samples": _at_least(1),
+    "generate.rlaif_judge_tokens": _at_least(1), "generate.tensor_parallel_size": _at_least(1),
+    "generate.gpu_memory_utilization": _in(0, 1, lo_open=True),
+    "train.lora_r": _at_least(1), "train.lora_alpha": _at_least(0, strict=True), "train.lora_dropout": _in(0, 0.99),
+    "train.beta": _at_least(0, strict=True), "train.learning_rate": _at_least(0, strict=True),
+    "train.epochs": _at_least(0, strict=True), "train.batch_size": _at_least(1), "train.grad_accum": _at_least(1),
+    "train.max_length": _at_least(2), "train.save_steps": _at_least(1), "train.rounds": _at_least(1),
+    "train.grpo_generations": _at_least(2),
+    "evaluate.temperature": _at_least(0), "evaluate.top_p": _in(0, 1, lo_open=True),
+    "evaluate.max_new_tokens": _at_least(1), "evaluate.batch_size": _at_least(1), "evaluate.bootstrap": _at_least(0),
+    "evaluate.mi_negatives": _at_least(0), "evaluate.judge": _one_of("none", "local", "openai"),
+    "evaluate.judge_max_new_tokens": _at_least(1),
+}
+
+
+def check_limits(cfg: Config) -> Config:
+    """Refuse a value outside its field's limits (LIMITS), in one line, before any work starts."""
+    for key, (ok, rule) in LIMITS.items():
+        section, _, name = key.rpartition(".")
+        value = getattr(getattr(cfg, section) if section else cfg, name)
+        if value is not None and not ok(value):
+            raise MipoError(f"{key}: must be {rule}, got {value!r}")
+    return cfg
 
 
 def _coerce(value: Any, typ: Any, where: str) -> Any:
@@ -228,6 +273,24 @@ def load_recipe(path: str | Path, cfg: Config | None = None) -> Config:
     return apply_overrides(cfg or Config(), data, str(path))
 
 
+def field_docs(cls) -> dict[str, str]:
+    """The comments written beside (or just above) each field of a config dataclass: the flags' help text."""
+    import inspect
+    import re
+
+    docs, pending = {}, []
+    for line in inspect.getsource(cls).splitlines()[1:]:
+        text = line.strip()
+        if text.startswith("#"):
+            pending.append(text.lstrip("# "))
+            continue
+        m = re.match(r"(\w+): [^=]+=.*?(?:#\s*(.*))?$", text)
+        if m:
+            docs[m.group(1)] = " ".join(pending + ([m.group(2)] if m.group(2) else []))
+        pending = []
+    return docs
+
+
 def add_config_flags(parser: argparse.ArgumentParser) -> None:
     """Add `--config` and one flag per config field; unset flags stay None so they do not override the recipe."""
     parser.add_argument("--config", help="YAML recipe; flags override it")
@@ -235,14 +298,16 @@ def add_config_flags(parser: argparse.ArgumentParser) -> None:
         parser.add_argument(f"--{name.replace('_', '-')}", dest=name, default=None,
                             nargs="?" if name == "overwrite" else None, const="true" if name == "overwrite" else None)
     for section, cls in SECTIONS.items():
-        group = parser.add_argument_group(section)
+        group, docs = parser.add_argument_group(section), field_docs(cls)
         for f in fields(cls):
             default = f.default if f.default is not dataclasses.MISSING else None
+            limit = LIMITS.get(f"{section}.{f.name}")
+            help_ = "; ".join(x for x in (docs.get(f.name), limit and f"must be {limit[1]}", f"default: {default}") if x)
             group.add_argument(f"--{section}.{f.name}", dest=f"{section}.{f.name}", default=None,
-                               metavar=str(f.type).replace(" | None", "").upper(), help=f"default: {default}")
+                               metavar=str(f.type).replace(" | None", "").upper(), help=help_.replace("%", "%%"))
 
 
 def config_from_args(ns: argparse.Namespace) -> Config:
     cfg = load_recipe(ns.config) if getattr(ns, "config", None) else Config()
     flat = {k: v for k, v in vars(ns).items() if v is not None and (k in TOP_LEVEL or "." in k)}
-    return apply_overrides(cfg, flat, "command line")
+    return check_limits(apply_overrides(cfg, flat, "command line"))

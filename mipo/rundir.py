@@ -23,7 +23,7 @@ from pathlib import Path
 
 import yaml
 
-from .config import Config
+from .config import Config, check_limits
 from .io import MipoError, write_json, write_text
 from .methods import get_method
 
@@ -39,6 +39,7 @@ STAGES = {
 
 class RunDir:
     def __init__(self, cfg: Config):
+        check_limits(cfg)  # every stage opens its run directory first: the Python API gets the CLI's checks
         self.cfg, self.path = cfg, Path(cfg.run_dir)
         self.pairs = self.path / "pairs.jsonl"
         self.train = self.path / "train"

@@ -4,6 +4,8 @@ from pathlib import Path
 
 import pytest
 
+from mipo.io import MipoError
+
 from mipo.cli import main
 from mipo.models import embedded_gguf
 
@@ -101,6 +103,38 @@ def case_compare_bad_seeds(tmp_path):
     return ["--compare.seeds", "0,one"], r"compare.seeds: expected comma-separated integers, got '0,one'"
 
 
+def case_negative_temperature(tmp_path):
+    return ["--generate.temperature", "-1"], r"generate.temperature: must be >= 0, got -1.0$"
+
+
+def case_top_p_above_one(tmp_path):
+    return ["--generate.top_p", "2"], r"generate.top_p: must be in \(0, 1\], got 2.0$"
+
+
+def case_zero_new_tokens(tmp_path):
+    return ["--generate.max_new_tokens", "0"], r"generate.max_new_tokens: must be >= 1, got 0$"
+
+
+def case_zero_samples_per_prompt(tmp_path):
+    return ["--generate.samples_per_prompt", "0"], r"generate.samples_per_prompt: must be >= 1, got 0$"
+
+
+def case_negative_n_train(tmp_path):
+    return ["--task.n_train", "-3"], r"task.n_train: must be >= 1, got -3$"
+
+
+def case_zero_train_batch(tmp_path):
+    return ["--train.batch_size", "0"], r"train.batch_size: must be >= 1, got 0$"
+
+
+def case_zero_generate_batch(tmp_path):
+    return ["--generate.batch_size", "0"], r"generate.batch_size: must be >= 1, got 0$"
+
+
+def case_unknown_dtype(tmp_path):
+    return ["--model.dtype", "fp8"], r"model.dtype: must be one of auto, float32, bfloat16, float16, got 'fp8'$"
+
+
 CASES = [v for k, v in dict(globals()).items() if k.startswith("case_")]
 
 
@@ -118,3 +152,23 @@ def test_bad_input_one_line_no_output(case, tiny_model_dir, tmp_path, capsys):
     assert re.match(rf"mipo: error: {pattern}", err[0]), err[0]
     assert not run_dir.exists() or not any(p.is_file() for p in run_dir.rglob("*"))
     assert not any(Path(tmp_path / "cache").rglob("*.safetensors"))
+
+
+def test_python_api_gets_the_same_limits(tiny_model_dir, tmp_path):
+    from mipo import Config, pipeline
+
+    cfg = Config(run_dir=str(tmp_path / "run"))
+    cfg.model.name, cfg.train.beta = str(tiny_model_dir), 0.0
+    with pytest.raises(MipoError, match=r"train.beta: must be > 0, got 0.0"):
+        pipeline.generate(cfg)
+    assert not (tmp_path / "run").exists()
+
+
+def test_every_flag_documents_its_limit_and_default(capsys):
+    from mipo.cli import main as cli
+
+    with pytest.raises(SystemExit):
+        cli(["run", "--help"])
+    out = " ".join(capsys.readouterr().out.split())
+    assert "sampling temperature of the pairs' responses (0 = greedy" in out and "must be >= 0; default: 0.7" in out
+    assert "DPO beta: how far the policy may move from the reference" in out

@@ -103,3 +103,18 @@ def test_torn_batch_log_line_is_redone(tmp_path):
     assert BatchLog(tmp_path, {"k": 1}).load() == {0: ["a", "b"], 1: ["c"], 2: ["d"]}
     assert BatchLog(tmp_path, {"k": 2}).load() == {}  # another config never reuses it
     shutil.rmtree(tmp_path)
+
+
+def test_ctrl_c_is_one_line_and_exit_130_then_resume(tiny_model_dir, tmp_path):
+    """SIGINT (Ctrl-C) mid-generate: one line saying how to resume, exit code 130; the rerun finishes."""
+    data, run = prompt_file(tmp_path / "prompts.jsonl"), tmp_path / "run"
+    proc = mipo("generate", *args(tiny_model_dir, data, run))
+    wait_until(lambda: log_lines(run / "partial" / "generate") >= 1, proc)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130
+    last = [line for line in err.splitlines() if line.strip()][-1]
+    assert last.startswith("mipo: interrupted;") and "run the same command again to resume" in last
+    assert "Traceback" not in err
+    finish("generate", *args(tiny_model_dir, data, run))
+    assert (run / "pairs.jsonl").exists() and not (run / "partial").exists()
