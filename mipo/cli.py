@@ -1,12 +1,17 @@
-"""`mipo generate | train | evaluate | report | run` — one flag per config field, or a YAML recipe."""
+"""`mipo generate | train | evaluate | report | run | compare` — one flag per config field (its help: the field's
+comment in config.py, its limit and default), or a YAML recipe."""
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import inspect
 import logging
+import re
 import sys
+from dataclasses import fields
 from pathlib import Path
 
-from .config import add_config_flags, config_from_args
+from .config import LIMITS, SECTIONS, TOP_LEVEL, Config, apply_overrides, check_limits, load_recipe
 from .io import MipoError
 
 STAGES = {
@@ -19,13 +24,52 @@ STAGES = {
 }
 
 
+def field_docs(cls) -> dict[str, str]:
+    """The comments written beside (or just above) each field of a config dataclass: the flags' help text."""
+    docs, pending = {}, []
+    for line in inspect.getsource(cls).splitlines()[1:]:
+        text = line.strip()
+        if text.startswith("#"):
+            pending.append(text.lstrip("# "))
+            continue
+        m = re.match(r"(\w+): [^=]+=.*?(?:#\s*(.*))?$", text)
+        if m:
+            docs[m.group(1)] = " ".join(pending + ([m.group(2)] if m.group(2) else []))
+        pending = []
+    return docs
+
+
+def add_config_flags(parser: argparse.ArgumentParser) -> None:
+    """Add `--config` and one flag per config field; unset flags stay None so they do not override the recipe."""
+    parser.add_argument("--config", help="YAML recipe; flags override it")
+    for name in TOP_LEVEL:
+        parser.add_argument(f"--{name.replace('_', '-')}", dest=name, default=None,
+                            nargs="?" if name == "overwrite" else None, const="true" if name == "overwrite" else None)
+    for section, cls in SECTIONS.items():
+        group, docs = parser.add_argument_group(section), field_docs(cls)
+        for f in fields(cls):
+            default = f.default if f.default is not dataclasses.MISSING else None
+            limit = LIMITS.get(f"{section}.{f.name}")
+            help_ = "; ".join(x for x in (docs.get(f.name), limit and f"must be {limit[1]}", f"default: {default}") if x)
+            group.add_argument(f"--{section}.{f.name}", dest=f"{section}.{f.name}", default=None,
+                               metavar=str(f.type).replace(" | None", "").upper(), help=help_.replace("%", "%%"))
+
+
+def config_from_args(ns: argparse.Namespace) -> Config:
+    cfg = load_recipe(ns.config) if getattr(ns, "config", None) else Config()
+    flat = {k: v for k, v in vars(ns).items() if v is not None and (k in TOP_LEVEL or "." in k)}
+    return check_limits(apply_overrides(cfg, flat, "command line"))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="mipo", description="Self-improvement by maximising prompt-response "
                                      "mutual information (MIPO): pairs from the model's own samples, then DPO.")
     sub = parser.add_subparsers(dest="command", required=True)
     for name, help_ in STAGES.items():
         add_config_flags(sub.add_parser(name, help=help_, description=help_))
-    ns = parser.parse_args(argv)
+    ns, unknown = parser.parse_known_args(argv)
+    if unknown:
+        parser.exit(2, f"mipo: error: {unknown_flag(unknown[0])}\n")
     from .models import keep_freed_memory
 
     keep_freed_memory()
@@ -58,6 +102,16 @@ def main(argv: list[str] | None = None) -> int:
         print_compare(Path(cfg.run_dir))
     print(f"outputs: {result}")
     return 0
+
+
+def unknown_flag(flag: str) -> str:
+    """"unknown flag --train.betta; did you mean --train.beta?" (every stage takes the same flags: the config's)."""
+    import difflib
+
+    known = ["--config", "--help"] + [f"--{n.replace('_', '-')}" for n in TOP_LEVEL]
+    known += [f"--{section}.{f.name}" for section, cls in SECTIONS.items() for f in fields(cls)]
+    near = difflib.get_close_matches(flag.split("=")[0], known, n=1)
+    return f"unknown flag {flag}" + (f"; did you mean {near[0]}?" if near else "; see mipo <stage> --help")
 
 
 def print_summary(run_dir: Path) -> None:

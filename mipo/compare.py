@@ -77,7 +77,7 @@ def evaluate_all(cfg: Config, methods: list[str], seeds: list[int], failures: di
     root = Path(cfg.run_dir)
     task = get_task(cfg.task.name, cfg.task)
     items = task.load(cfg.task, cfg.task.eval_split)
-    base = HFEngine(*models.load(cfg.model, pipeline.validate(cfg, task, items, cfg.evaluate.max_new_tokens)))
+    base = HFEngine(*models.load(cfg.model, pipeline.validate(cfg, task, (items, cfg.evaluate.max_new_tokens))))
     candidates = []
     for seed in seeds:
         for m in methods:

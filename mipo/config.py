@@ -5,7 +5,6 @@ the same names nested by section; flags override the recipe, which overrides the
 """
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import difflib
 import hashlib
@@ -267,47 +266,9 @@ def load_recipe(path: str | Path, cfg: Config | None = None) -> Config:
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except yaml.YAMLError as e:
-        raise MipoError(f"{path}: invalid YAML ({str(e).splitlines()[0]})") from None
+        mark = getattr(e, "problem_mark", None)
+        at = f":{mark.line + 1}:{mark.column + 1}" if mark else ""
+        raise MipoError(f"{path}{at}: invalid YAML ({getattr(e, 'problem', None) or str(e).splitlines()[0]})") from None
     if not isinstance(data, dict):
         raise MipoError(f"{path}: a recipe must be a mapping of sections")
     return apply_overrides(cfg or Config(), data, str(path))
-
-
-def field_docs(cls) -> dict[str, str]:
-    """The comments written beside (or just above) each field of a config dataclass: the flags' help text."""
-    import inspect
-    import re
-
-    docs, pending = {}, []
-    for line in inspect.getsource(cls).splitlines()[1:]:
-        text = line.strip()
-        if text.startswith("#"):
-            pending.append(text.lstrip("# "))
-            continue
-        m = re.match(r"(\w+): [^=]+=.*?(?:#\s*(.*))?$", text)
-        if m:
-            docs[m.group(1)] = " ".join(pending + ([m.group(2)] if m.group(2) else []))
-        pending = []
-    return docs
-
-
-def add_config_flags(parser: argparse.ArgumentParser) -> None:
-    """Add `--config` and one flag per config field; unset flags stay None so they do not override the recipe."""
-    parser.add_argument("--config", help="YAML recipe; flags override it")
-    for name in TOP_LEVEL:
-        parser.add_argument(f"--{name.replace('_', '-')}", dest=name, default=None,
-                            nargs="?" if name == "overwrite" else None, const="true" if name == "overwrite" else None)
-    for section, cls in SECTIONS.items():
-        group, docs = parser.add_argument_group(section), field_docs(cls)
-        for f in fields(cls):
-            default = f.default if f.default is not dataclasses.MISSING else None
-            limit = LIMITS.get(f"{section}.{f.name}")
-            help_ = "; ".join(x for x in (docs.get(f.name), limit and f"must be {limit[1]}", f"default: {default}") if x)
-            group.add_argument(f"--{section}.{f.name}", dest=f"{section}.{f.name}", default=None,
-                               metavar=str(f.type).replace(" | None", "").upper(), help=help_.replace("%", "%%"))
-
-
-def config_from_args(ns: argparse.Namespace) -> Config:
-    cfg = load_recipe(ns.config) if getattr(ns, "config", None) else Config()
-    flat = {k: v for k, v in vars(ns).items() if v is not None and (k in TOP_LEVEL or "." in k)}
-    return check_limits(apply_overrides(cfg, flat, "command line"))

@@ -51,11 +51,16 @@ def iter_jsonl(path: str | os.PathLike) -> Iterator[tuple[str, dict]]:
     path = Path(path)
     if not path.is_file():
         raise MipoError(f"{path}: file not found")
-    with path.open(encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
+    with path.open("rb") as f:
+        for lineno, raw in enumerate(f, 1):
+            where = f"{path}:{lineno}"
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as e:
+                raise MipoError(f"{where}: not UTF-8 text (byte {e.start + 1} of the line is {raw[e.start]:#04x}); "
+                                f"save the file as UTF-8") from None
             if not line.strip():
                 continue
-            where = f"{path}:{lineno}"
             try:
                 row = json.loads(line.rstrip("\r\n"))
             except json.JSONDecodeError as e:

@@ -22,20 +22,22 @@ from .tasks import get_task
 log = logging.getLogger("mipo")
 
 
-def validate(cfg: Config, task, items, max_new_tokens: int) -> str:
+def validate(cfg: Config, task, *groups: tuple[list, int]) -> str:
     """Everything that can be checked before loading weights: model path, tokenizer, prompt lengths.
 
-    Returns the resolved model path. Prompts that cannot fit the context with room for the response are refused.
+    `groups`: (items, max_new_tokens) pairs. Returns the resolved model path. Prompts that cannot fit the context
+    with room for the response are refused.
     """
     path = models.resolve(cfg.model)
     tok = models.load_tokenizer(path, cfg.model.trust_remote_code)
     limit = models.context_length(path, cfg.model.trust_remote_code)
     if not limit:
         return path
-    for it, ids in zip(items, prompt_ids(tok, [task.messages(it) for it in items])):
-        if len(ids) + max_new_tokens > limit:
-            raise MipoError(f"{it.where}: prompt is {len(ids)} tokens; with max_new_tokens={max_new_tokens} it "
-                            f"exceeds the model's context of {limit} tokens")
+    for items, max_new_tokens in groups:
+        for it, ids in zip(items, prompt_ids(tok, [task.messages(it) for it in items])):
+            if len(ids) + max_new_tokens > limit:
+                raise MipoError(f"{it.where}: prompt is {len(ids)} tokens; with max_new_tokens={max_new_tokens} it "
+                                f"exceeds the model's context of {limit} tokens")
     return path
 
 
@@ -50,14 +52,15 @@ def generate(cfg: Config):
     t0 = time.perf_counter()
     task = get_task(cfg.task.name, cfg.task)
     items = task.load(cfg.task, cfg.task.train_split)
-    task.load(cfg.task, cfg.task.eval_split)  # validate the held-out rows now, not after an hour of sampling
+    held_out = task.load(cfg.task, cfg.task.eval_split)  # checked now, not after an hour of sampling and training
     strategy = method.check(cfg, task, items)
-    ctx = SampleContext(cfg, task, items, validate(cfg, task, items, cfg.generate.max_new_tokens),
-                        rd.partial("generate"), strategy)
-    rows = method.make_samples(ctx)
-    rd.save_config()
-    write_jsonl(rd.pairs, rows)
-    rd.finish("generate", time.perf_counter() - t0, n_pairs=len(rows), **ctx.stats)
+    path = validate(cfg, task, (items, cfg.generate.max_new_tokens), (held_out, cfg.evaluate.max_new_tokens))
+    with rd.lock():
+        ctx = SampleContext(cfg, task, items, path, rd.partial("generate"), strategy)
+        rows = method.make_samples(ctx)
+        rd.save_config()
+        write_jsonl(rd.pairs, rows)
+        rd.finish("generate", time.perf_counter() - t0, n_pairs=len(rows), **ctx.stats)
     log.info("generate: %d rows written to %s", len(rows), rd.pairs)
     if "engine" in vars(ctx) and getattr(ctx.engine, "stats", None):
         log.info("generate: %s engine %s", ctx.engine.name, ctx.engine.stats)
@@ -75,25 +78,25 @@ def train(cfg: Config):
         return rd.train
     if not rd.pairs.exists():
         raise MipoError(f"{rd.pairs}: not found; run `mipo generate` first")
-    t0 = time.perf_counter()
-    model, tok = models.load(train_model_args(cfg))
-    if is_main():  # under `accelerate launch` every process trains; only rank 0 writes the run directory
-        if cfg.overwrite:
-            shutil.rmtree(rd.train / "checkpoints", ignore_errors=True)
-        shutil.rmtree(rd.path / "partial" / "evaluate", ignore_errors=True)  # responses of an older trained model
-    summary = method.fit(cfg, model, tok, rd.pairs, rd.train)
-    if not is_main():
+    with rd.lock():
+        t0 = time.perf_counter()
+        model, tok = models.load(train_model_args(cfg))
+        if is_main():  # under `accelerate launch` every process trains; only rank 0 writes the run directory
+            if cfg.overwrite:
+                shutil.rmtree(rd.train / "checkpoints", ignore_errors=True)
+            shutil.rmtree(rd.path / "partial" / "evaluate", ignore_errors=True)  # responses of an older trained model
+        summary = method.fit(cfg, model, tok, rd.pairs, rd.train)
+        if not is_main():
+            return rd.train
+        rd.save_config()
+        write_json(rd.train / "train_summary.json", summary)
+        rd.finish("train", time.perf_counter() - t0, steps=summary["steps"])
+        log.info("train: %d steps, outputs in %s", summary["steps"], rd.train)
         return rd.train
-    rd.save_config()
-    write_json(rd.train / "train_summary.json", summary)
-    rd.finish("train", time.perf_counter() - t0, steps=summary["steps"])
-    log.info("train: %d steps, outputs in %s", summary["steps"], rd.train)
-    return rd.train
 
 
 def evaluate(cfg: Config):
-    from .evaluation import Candidate, evaluate_models
-    from .evaluation.aggregate import response_rows, run_metrics
+    from .evaluation import Candidate
     from .evaluation.judge import check_config
     from .inference.hf import HFEngine
 
@@ -109,8 +112,16 @@ def evaluate(cfg: Config):
     t0 = time.perf_counter()
     task = get_task(cfg.task.name, cfg.task)
     items = task.load(cfg.task, cfg.task.eval_split)
-    base = HFEngine(*models.load(cfg.model, validate(cfg, task, items, cfg.evaluate.max_new_tokens)))
+    base = HFEngine(*models.load(cfg.model, validate(cfg, task, (items, cfg.evaluate.max_new_tokens))))
     candidates = [Candidate("base", None, cfg.seed)] + ([] if base_only else [Candidate("trained", rd.train, cfg.seed)])
+    with rd.lock():
+        return _evaluate(cfg, rd, task, items, base, candidates, base_only, t0)
+
+
+def _evaluate(cfg: Config, rd: RunDir, task, items, base, candidates, base_only: bool, t0: float):
+    from .evaluation import evaluate_models
+    from .evaluation.aggregate import response_rows, run_metrics
+
     responses, per_item, scorer = evaluate_models(cfg, task, items, base, candidates, rd.partial("evaluate"))
     metrics = run_metrics(task, items, responses, per_item, cfg.evaluate.bootstrap, cfg.seed)
     for key, summary in (("judge", scorer.judge_summary()), ("infonce", scorer.infonce_summary())):
@@ -145,6 +156,7 @@ def run(cfg: Config):
 
     check_config(cfg.evaluate)  # a judge that cannot run should fail now, not after training
     generate(cfg)
-    train(cfg)
-    evaluate(cfg)
-    return report(cfg)
+    with RunDir(cfg).lock():  # held from here to the report: no other mipo slips in between the stages
+        train(cfg)
+        evaluate(cfg)
+        return report(cfg)

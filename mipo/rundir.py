@@ -15,19 +15,25 @@ them unless `overwrite` is set.
 """
 from __future__ import annotations
 
+import fcntl
 import json
 import logging
+import os
 import resource
 import shutil
+from contextlib import contextmanager
 from pathlib import Path
 
 import yaml
 
 from .config import Config, check_limits
+from .distributed import is_main
 from .io import MipoError, write_json, write_text
 from .methods import get_method
 
 log = logging.getLogger("mipo")
+
+_HELD: set[Path] = set()  # run directories whose lock this process holds (stages nest inside `mipo run`)
 
 # stage -> (config sections its outputs depend on, main artifact relative to the run dir)
 STAGES = {
@@ -45,6 +51,34 @@ class RunDir:
         self.train = self.path / "train"
         self.metrics = self.path / "metrics.json"
         self.responses = self.path / "eval" / "responses.jsonl"
+
+    @contextmanager
+    def lock(self):
+        """One mipo process writes a run directory at a time: a second one is refused with the holder's pid. The lock
+        is the OS's (flock on `.lock`), so it goes away with its process, kill -9 included: a lock left by a dead
+        process is simply taken. Taken once per process (re-entrant); under `accelerate launch` by rank 0."""
+        key = self.path.resolve()
+        if not is_main() or key in _HELD:
+            yield
+            return
+        self.path.mkdir(parents=True, exist_ok=True)
+        with open(self.path / ".lock", "a+") as f:
+            try:
+                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                f.seek(0)
+                holder = f.read().strip() or "unknown"
+                raise MipoError(f"{self.path}: another mipo (pid {holder}) is writing this run directory; wait for it "
+                                f"to finish or use another --run-dir") from None
+            f.truncate(0)
+            f.write(str(os.getpid()))
+            f.flush()
+            _HELD.add(key)
+            try:
+                yield
+            finally:
+                _HELD.discard(key)
+                fcntl.flock(f, fcntl.LOCK_UN)
 
     def fingerprint(self, stage: str) -> str:
         """The config sections a stage depends on, plus what the method decides: methods reading the same kind of

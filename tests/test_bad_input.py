@@ -61,6 +61,12 @@ def case_prompt_longer_than_context(tmp_path):
     return ["--task.data", str(f)], rf"{f}:2: prompt is \d+ tokens; with max_new_tokens=8 it exceeds the model's context of 1024"
 
 
+def case_held_out_prompt_longer_than_context(tmp_path):
+    """Caught by `mipo generate`, before sampling and training, not by the evaluate stage an hour later."""
+    f = personalization(tmp_path, [GOOD, dict(GOOD, id="b"), dict(GOOD, id="c", split="test", request="Why? " * 900)])
+    return ["--task.data", str(f)], rf"{f}:3: prompt is \d+ tokens; with max_new_tokens=\d+ it exceeds the model's context"
+
+
 def case_unknown_task(tmp_path):
     return ["--task.name", "gsm8kk"], r"unknown task 'gsm8kk' \(known: .*\); did you mean 'gsm8k'\?"
 
@@ -135,6 +141,25 @@ def case_unknown_dtype(tmp_path):
     return ["--model.dtype", "fp8"], r"model.dtype: must be one of auto, float32, bfloat16, float16, got 'fp8'$"
 
 
+def case_not_utf8(tmp_path):
+    f = tmp_path / "p.jsonl"
+    f.write_bytes(json.dumps(GOOD).encode() + b"\n" + b'{"id": "b", "context": "caf\xe9", "request": "x", "split": "train"}\n')
+    return ["--task.data", str(f)], rf"{f}:2: not UTF-8 text \(byte 28 of the line is 0xe9\); save the file as UTF-8$"
+
+
+def case_one_row_file(tmp_path):
+    f = tmp_path / "one.jsonl"
+    f.write_text(json.dumps({k: v for k, v in GOOD.items() if k != "split"}) + "\n")
+    return ["--task.data", str(f)], r"task personalization: split 'train' has no items; a single file whose rows have no " \
+        r"'split' field is cut 70/30 in file order, so it needs at least 2 rows"
+
+
+def case_yaml_syntax_error(tmp_path):
+    f = tmp_path / "r.yaml"
+    f.write_text("train:\n  beta: 0.1\n  lr: [1, 2\n")
+    return ["--config", str(f)], rf"{f}:\d+:\d+: invalid YAML"
+
+
 CASES = [v for k, v in dict(globals()).items() if k.startswith("case_")]
 
 
@@ -172,3 +197,12 @@ def test_every_flag_documents_its_limit_and_default(capsys):
     out = " ".join(capsys.readouterr().out.split())
     assert "sampling temperature of the pairs' responses (0 = greedy" in out and "must be >= 0; default: 0.7" in out
     assert "DPO beta: how far the policy may move from the reference" in out
+
+
+def test_a_mistyped_flag_gets_the_nearest_one(capsys):
+    from mipo.cli import main as cli
+
+    with pytest.raises(SystemExit) as e:
+        cli(["train", "--train.betta", "0.2"])
+    assert e.value.code == 2
+    assert capsys.readouterr().err.strip().splitlines() == ["mipo: error: unknown flag --train.betta; did you mean --train.beta?"]

@@ -1,7 +1,8 @@
 import pytest
 
 from mipo.cli import main
-from mipo.config import Config, apply_overrides, config_from_args, load_recipe
+from mipo.cli import config_from_args
+from mipo.config import Config, apply_overrides, load_recipe
 from mipo.io import MipoError
 
 
@@ -10,7 +11,7 @@ def test_recipe_then_flags_override(tmp_path):
     recipe.write_text("seed: 3\ntrain:\n  beta: 0.5\n  lora: false\ntask:\n  name: gsm8k\n")
     import argparse
 
-    from mipo.config import add_config_flags
+    from mipo.cli import add_config_flags
 
     p = argparse.ArgumentParser()
     add_config_flags(p)

@@ -118,3 +118,19 @@ def test_ctrl_c_is_one_line_and_exit_130_then_resume(tiny_model_dir, tmp_path):
     assert "Traceback" not in err
     finish("generate", *args(tiny_model_dir, data, run))
     assert (run / "pairs.jsonl").exists() and not (run / "partial").exists()
+
+
+def test_second_mipo_on_a_run_directory_is_refused_and_a_dead_holder_is_taken_over(tiny_model_dir, tmp_path, capsys):
+    from mipo.cli import main
+
+    data, run = prompt_file(tmp_path / "prompts.jsonl"), tmp_path / "run"
+    first = mipo("generate", *args(tiny_model_dir, data, run))
+    wait_until(lambda: log_lines(run / "partial" / "generate") >= 1, first)
+    assert main(["generate", *args(tiny_model_dir, data, run)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"mipo: error: {run}: another mipo (pid {first.pid}) is writing this run directory; wait for it "
+                   f"to finish or use another --run-dir"]
+    first.send_signal(signal.SIGKILL)
+    first.wait()
+    assert main(["generate", *args(tiny_model_dir, data, run)]) == 0  # the dead holder's lock is gone with it
+    assert (run / "pairs.jsonl").exists()

@@ -49,7 +49,9 @@ class Task:
         limit = args.n_train if split == args.train_split else args.n_eval
         items = items[:limit] if limit is not None else items
         if not items:
-            raise MipoError(f"task {self.name}: split '{split}' has no items")
+            why = ("; a single file whose rows have no 'split' field is cut 70/30 in file order, so it needs at least "
+                   "2 rows (or give each row a 'split' field)") if args.data and Path(args.data).is_file() else ""
+            raise MipoError(f"task {self.name}: split '{split}' has no items{why}")
         seen = set()
         for it in items:
             if it.id in seen:
