@@ -91,6 +91,9 @@ class TrainArgs:
     save_steps: int = 50  # checkpoint every n steps; a killed `mipo train` resumes from the last one
     rounds: int = 2  # mipo-iterative: round r samples from and is referenced to the round r-1 model
     filter_margin: float = 0.0  # mipo-filtered: keep pairs whose PMI margin under the base model is above this
+    # keep only pairs whose chosen response repeats at most this share of the words x has and x' lacks (the user's
+    # context, for drop_context): DPO otherwise learns to echo the context back (README "Does it work?"); 1 = all
+    max_echo: float = 1.0
     grpo_generations: int = 4  # mi-grpo: completions per prompt (the group)
 
 
@@ -182,7 +185,7 @@ LIMITS = {
     "train.beta": _at_least(0, strict=True), "train.learning_rate": _at_least(0, strict=True),
     "train.epochs": _at_least(0, strict=True), "train.batch_size": _at_least(1), "train.grad_accum": _at_least(1),
     "train.max_length": _at_least(2), "train.save_steps": _at_least(1), "train.rounds": _at_least(1),
-    "train.grpo_generations": _at_least(2),
+    "train.grpo_generations": _at_least(2), "train.max_echo": _in(0, 1),
     "evaluate.temperature": _at_least(0), "evaluate.top_p": _in(0, 1, lo_open=True),
     "evaluate.max_new_tokens": _at_least(1), "evaluate.batch_size": _at_least(1), "evaluate.bootstrap": _at_least(0),
     "evaluate.mi_negatives": _at_least(0), "evaluate.judge": _one_of("none", "local", "openai"),

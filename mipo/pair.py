@@ -186,3 +186,18 @@ def pmi_margins(rows: list[dict], scorer, desc: str = "PMI margins") -> list[dic
         cx, rx, cxn, rxn = lp[4 * k:4 * k + 4]  # (chosen|x), (rejected|x), (chosen|x'), (rejected|x')
         out.append({"logp": [[cx, cxn], [rx, rxn]], "margin": (cx - cxn) - (rx - rxn)})
     return out
+
+
+def echo_share(row: dict) -> float | None:
+    """The share of the content words that the true prompt x has and the corrupted prompt x' lacks (for
+    drop_context: the user's context) that the chosen response repeats; None when x and x' differ by no content word.
+
+    The contrast log p(y|x) - log p(y|x') is largest for a response that repeats what only x says, so pairs whose
+    chosen response echoes x teach the model to echo, not to use what it read."""
+    from .behaviour import content_words, words
+
+    only_x = content_words(row["prompt"][-1]["content"]) - content_words(row["negative_prompt"][-1]["content"])
+    if not only_x:
+        return None
+    said = set(words(row["chosen"][0]["content"]))
+    return len(only_x & said) / len(only_x)

@@ -120,3 +120,47 @@ def test_items_without_context_give_no_drop_context_pair(tiny):
     items = task.load(args, "train") + task.load(args, "test")  # all 6; g4 has an empty persona
     pairs = build_pairs(task, items, cfg, check(task, items, cfg), _engine(tiny, []))
     assert [p["meta"]["prompt_id"] for p in pairs] == ["g1", "g2", "g3", "g5", "g6"]
+
+
+def test_echo_share_is_what_the_chosen_response_repeats_of_the_context():
+    from mipo.pair import echo_share
+
+    def row(chosen, x="About me: I am vegan and love spicy food.\n\nSuggest a dinner.", xn="Suggest a dinner."):
+        return {"prompt": [{"role": "user", "content": x}], "negative_prompt": [{"role": "user", "content": xn}],
+                "chosen": [{"role": "assistant", "content": chosen}]}
+
+    # x has "vegan", "love", "spicy", "food" (content words, >= 4 letters) that x' lacks
+    assert echo_share(row("Try a spicy lentil curry.")) == pytest.approx(1 / 4)
+    assert echo_share(row("As a vegan who loves spicy food, you love spicy things!")) == pytest.approx(4 / 4)
+    assert echo_share(row("Tofu stir-fry with rice.")) == 0.0
+    assert echo_share(row("Anything.", x="Suggest a dinner.")) is None  # x and x' differ by no content word
+
+
+def test_max_echo_drops_the_pairs_that_echo_the_context(tmp_path):
+    import json
+
+    from mipo.io import read_jsonl
+    from mipo.methods.base import drop_echoes
+
+    x, xn = "About me: I am vegan and love spicy food.\n\nSuggest a dinner.", "Suggest a dinner."
+    rows = tmp_path / "pairs.jsonl"
+    rows.write_text("".join(json.dumps({"prompt": [{"role": "user", "content": x}],
+                                        "negative_prompt": [{"role": "user", "content": xn}],
+                                        "chosen": [{"role": "assistant", "content": c}],
+                                        "rejected": [{"role": "assistant", "content": "Pasta."}]}) + "\n"
+                        for c in ("You are vegan and love spicy food!", "Tofu curry.", "A spicy bean chili.")))
+    cfg = Config()
+    cfg.train.max_echo = 0.25
+    kept = read_jsonl(drop_echoes(cfg, rows, tmp_path / "train"))
+    assert [r["chosen"][0]["content"] for r in kept] == ["Tofu curry.", "A spicy bean chili."]
+    report = json.loads((tmp_path / "train" / "echo_filter.json").read_text())
+    assert report["pairs"] == 3 and report["kept"] == 2 and report["shares"] == [1.0, 0.0, 0.25]
+    cfg.train.max_echo = 0.0
+    with pytest.raises(MipoError, match="nothing to train on"):
+        drop_echoes(cfg, _only(rows, 0, tmp_path), tmp_path / "t2")
+
+
+def _only(rows, i, tmp_path):
+    path = tmp_path / f"only{i}.jsonl"
+    path.write_text(rows.read_text().splitlines()[i] + "\n")
+    return path

@@ -60,6 +60,8 @@ class Method:
         """Train on `rows`, write the result under `out` (adapter/ or model/), return the training summary."""
         from ..train import fit
 
+        if cfg.train.max_echo < 1:
+            rows = drop_echoes(cfg, rows, out)
         model.train()
         trainer = self.trainer(cfg, model, tok, rows, str(out / "checkpoints"), ref_model)
         return fit(cfg, trainer, tok, out, cfg.fingerprint("task", "generate", "train", method=self.name))
@@ -68,3 +70,21 @@ class Method:
 class Prompting(Method):
     """The base model with the full prompt: no samples, no training (the "before" of every table)."""
     name, samples, trains = "prompting", None, False
+
+
+def drop_echoes(cfg: Config, rows: Path, out: Path) -> Path:
+    """The pairs whose chosen response echoes at most train.max_echo of what x' lacks (pair.echo_share), in
+    out/pairs.echo-filtered.jsonl; out/echo_filter.json says how many were dropped."""
+    from ..io import MipoError, read_jsonl, write_json, write_jsonl
+    from ..pair import echo_share
+
+    data = read_jsonl(rows)
+    shares = [echo_share(r) if r.get("chosen") and r.get("negative_prompt") else None for r in data]
+    kept = [r for r, e in zip(data, shares) if e is None or e <= cfg.train.max_echo]
+    if not kept:
+        raise MipoError(f"{rows}: every pair's chosen response echoes more than train.max_echo="
+                        f"{cfg.train.max_echo} of the context; nothing to train on")
+    write_jsonl(out / "pairs.echo-filtered.jsonl", kept)
+    write_json(out / "echo_filter.json", {"max_echo": cfg.train.max_echo, "pairs": len(data), "kept": len(kept),
+                                          "shares": shares})
+    return out / "pairs.echo-filtered.jsonl"
