@@ -19,9 +19,10 @@ def test_mi_up_while_the_user_gets_less_is_flagged():
     assert not any("broken" in f for f in flags)  # no change is no harm
 
 
-def test_no_flag_when_mi_falls_or_nothing_got_worse():
+def test_no_flag_when_mi_falls_or_nothing_got_surely_worse():
     assert gamed(_metrics(cond_mi=-1.0, fluency=-0.5)) == []
     assert gamed(_metrics(cond_mi=1.0, fluency=0.2, violation=-0.05, cue=0.1)) == []
+    assert gamed(_metrics(cond_mi=1.0, fluency=-0.05, cue=-0.02)) == []  # worse, but every CI spans 0: noise
     assert gamed({}) == []
 
 
