@@ -107,7 +107,8 @@ def test_torn_batch_log_line_is_redone(tmp_path):
 
 def test_ctrl_c_is_one_line_and_exit_130_then_resume(tiny_model_dir, tmp_path):
     """SIGINT (Ctrl-C) mid-generate: one line saying how to resume, exit code 130; the rerun finishes."""
-    data, run = prompt_file(tmp_path / "prompts.jsonl"), tmp_path / "run"
+    # 120 prompts: seconds of sampling even on a fast machine, so the signal lands mid-stage
+    data, run = prompt_file(tmp_path / "prompts.jsonl", n_train=120), tmp_path / "run"
     proc = mipo("generate", *args(tiny_model_dir, data, run))
     wait_until(lambda: log_lines(run / "partial" / "generate") >= 1, proc)
     proc.send_signal(signal.SIGINT)
@@ -123,7 +124,7 @@ def test_ctrl_c_is_one_line_and_exit_130_then_resume(tiny_model_dir, tmp_path):
 def test_second_mipo_on_a_run_directory_is_refused_and_a_dead_holder_is_taken_over(tiny_model_dir, tmp_path, capsys):
     from mipo.cli import main
 
-    data, run = prompt_file(tmp_path / "prompts.jsonl"), tmp_path / "run"
+    data, run = prompt_file(tmp_path / "prompts.jsonl", n_train=120), tmp_path / "run"  # still sampling when asked
     first = mipo("generate", *args(tiny_model_dir, data, run))
     wait_until(lambda: log_lines(run / "partial" / "generate") >= 1, first)
     assert main(["generate", *args(tiny_model_dir, data, run)]) == 2
