@@ -109,7 +109,10 @@ def test_ctrl_c_is_one_line_and_exit_130_then_resume(tiny_model_dir, tmp_path):
     """SIGINT (Ctrl-C) mid-generate: one line saying how to resume, exit code 130; the rerun finishes."""
     # 120 prompts: seconds of sampling even on a fast machine, so the signal lands mid-stage
     data, run = prompt_file(tmp_path / "prompts.jsonl", n_train=120), tmp_path / "run"
-    proc = mipo("generate", *args(tiny_model_dir, data, run))
+    # A shell that starts a job in the background (`bash .ci/run &`) makes it ignore SIGINT, and Python then never
+    # raises KeyboardInterrupt: give the child the terminal's default disposition, as for a user pressing Ctrl-C.
+    proc = mipo("generate", *args(tiny_model_dir, data, run),
+                preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     wait_until(lambda: log_lines(run / "partial" / "generate") >= 1, proc)
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=120)
