@@ -2,6 +2,7 @@
 the task's metrics, the InfoNCE MI diagnostic, the LLM judge; and self-BLEU-4 over a model's responses."""
 from __future__ import annotations
 
+import json
 import math
 import random
 from statistics import fmean
@@ -63,10 +64,18 @@ class Scorer:
     def __init__(self, cfg: Config, task: Task, items: list[Item], base: HFEngine, resume_dir=None):
         self.cfg, self.task, self.items, self.base, self.resume_dir = cfg, task, items, base, resume_dir
         self.judge, self.ref_scores = None, {}
+        self._scored: dict[str, list[tuple[float, int]]] = {}  # the task's log p(y | full prompt) is fluency's too
+
+    def token_logprobs(self, prompts, responses) -> list[tuple[float, int]]:
+        """(sum of log p, tokens) per (prompt, response) under the base model, each distinct call computed once."""
+        key = json.dumps([prompts, responses])
+        if key not in self._scored:
+            self._scored[key] = self.base.token_logprobs(
+                prompts, responses, batch_size=max(1, self.cfg.evaluate.batch_size // 4), resume_dir=self.resume_dir)
+        return self._scored[key]
 
     def logprobs(self, prompts, responses) -> list[float]:
-        return self.base.logprobs(prompts, responses, batch_size=max(1, self.cfg.evaluate.batch_size // 4),
-                                  resume_dir=self.resume_dir)
+        return [lp for lp, _ in self.token_logprobs(prompts, responses)]
 
     def __call__(self, responses: list[str]) -> list[dict]:
         """Per-item metrics (floats, None where not defined); keys starting with "_" hold raw material."""
@@ -88,9 +97,7 @@ class Scorer:
         is *likely*, so fluency is read beside `broken` and `rep4`, never alone). Scores that sum over tokens
         (cond. MI) also get a per-token value, so that longer responses do not raise them by length alone."""
         prompts = [self.task.messages(it) for it in self.items]
-        scored = self.base.token_logprobs(prompts, responses, batch_size=max(1, self.cfg.evaluate.batch_size // 4),
-                                          resume_dir=self.resume_dir)
-        for d, r, (lp, n) in zip(rows, responses, scored):
+        for d, r, (lp, n) in zip(rows, responses, self.token_logprobs(prompts, responses)):
             deg = degeneration(r)
             d.update({k: deg[k] for k in ("broken", "rep4", "nontext", "words")}, fluency=lp / n)
             if "cond_mi" in d:
