@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import errno
 import inspect
 import logging
 import re
@@ -76,12 +77,14 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s mipo %(levelname)s %(message)s", datefmt="%H:%M:%S")
     for noisy in ("httpx", "httpx2", "openai", "urllib3", "filelock"):  # one line per HTTP request otherwise
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    cfg = None
     try:
         cfg = config_from_args(ns)
         from . import pipeline
         from .methods import get_method
 
         get_method(cfg.method)  # an unknown method is refused before any work, with the nearest known one
+        check_writable(Path(cfg.run_dir))
 
         if ns.command == "compare":
             from .compare import compare
@@ -93,15 +96,52 @@ def main(argv: list[str] | None = None) -> int:
         print(f"mipo: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print(f"mipo: interrupted; finished work is kept in {cfg.run_dir}: run the same command again to resume",
-              file=sys.stderr)
+        print(f"mipo: interrupted; finished work is kept in {cfg.run_dir if cfg else 'the run directory'}: run the "
+              f"same command again to resume", file=sys.stderr)
         return 130
+    except Exception as e:  # a disk that fills up or turns read-only mid-run: one line, and how to go on
+        why = disk_error(e)
+        if why is None:
+            raise
+        print(f"mipo: error: {why}; finished work is kept in {cfg.run_dir}: free space (or fix the disk) and run the "
+              f"same command again to resume", file=sys.stderr)
+        return 2
     if ns.command in ("run", "report"):
         print_summary(Path(cfg.run_dir))
     if ns.command == "compare":
         print_compare(Path(cfg.run_dir))
     print(f"outputs: {result}")
     return 0
+
+
+DISK_ERRNOS = {errno.ENOSPC, errno.EROFS, errno.EDQUOT, errno.EACCES, errno.EPERM}
+
+
+def disk_error(e: BaseException | None) -> str | None:
+    """"<file>: No space left on device" when e (or what caused it: libraries wrap OSErrors) is a disk failure."""
+    while e is not None:
+        if isinstance(e, OSError) and e.errno in DISK_ERRNOS:
+            return f"{e.filename}: {e.strerror}" if e.filename else e.strerror
+        for text in ("No space left on device", "Read-only file system", "Disk quota exceeded"):
+            if text in str(e):
+                return text
+        e = e.__cause__ or e.__context__
+    return None
+
+
+def check_writable(run_dir: Path) -> None:
+    """Refuse a run directory that cannot be written (read-only disk, no permission) before any work starts,
+    creating nothing: the check is on the directory, or on its nearest existing parent."""
+    import os
+
+    where = run_dir.resolve()
+    while not where.exists():
+        where = where.parent
+    if not where.is_dir():
+        raise MipoError(f"{run_dir}: cannot create the run directory: {where} is a file")
+    if not os.access(where, os.W_OK | os.X_OK):
+        why = "read-only file system" if os.statvfs(where).f_flag & os.ST_RDONLY else "permission denied"
+        raise MipoError(f"{run_dir}: cannot write the run directory ({where}: {why})")
 
 
 def unknown_flag(flag: str) -> str:

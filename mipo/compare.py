@@ -107,10 +107,9 @@ def compare(cfg: Config) -> Path:
     task, items, responses, per = evaluate_all(cfg, methods, seeds, failures)
     t2 = time.perf_counter()
     result = method_table(task, len(items), methods, seeds, per, responses, cfg.evaluate.bootstrap, cfg.seed)
-    result["failures"] = failures
+    result["failures"], result["items"] = failures, task.drawn[cfg.task.eval_split]
     timings = {"generate+train": t1 - t0, "evaluate": t2 - t1}
-    write_jsonl(root / "compare_responses.jsonl",
-                response_rows(items, [task.messages(it) for it in items], responses, per))
+    write_jsonl(root / "compare_responses.jsonl", response_rows(items, [task.messages(it) for it in items], responses, per))
     write_json(root / "compare.json", result)
     plot(result, root / "compare.png")
     write_text(root / "compare.md", render(result, failures, timings))

@@ -35,7 +35,11 @@ class TaskArgs:
     train_split: str = "train"
     eval_split: str = "test"
     n_train: int | None = None  # first n prompts of the train split (None = all)
-    n_eval: int | None = None
+    n_eval: int | None = None  # n items of the eval split, drawn as `eval_draw` says (None = all, in file order)
+    # random = numpy RandomState(eval_seed).permutation(N)[:n], the rows pandas' `df.sample(n, random_state=seed)`
+    # picks (the paper's draw with 42); first = the first n rows in file order (which can be one MMLU subject)
+    eval_draw: str = "random"
+    eval_seed: int = 42
     negative: str | None = None  # None = the task's default strategy
     fewshot: int = 0  # math: number of fixed CoT exemplars as user/assistant turns (paper: 8; 0 keeps CPU demos fast)
     # generic task: column names of the prompt set
@@ -62,6 +66,9 @@ class GenerateArgs:
     max_concurrency: int = 16  # openai: requests in flight
     timeout_s: float = 600.0  # openai: per request
     max_retries: int = 8  # openai: on 408/409/429/5xx/connection errors, exponential backoff (1 s doubling, cap 30 s)
+    # openai: the longest one request keeps retrying before the run stops (rerun to resume); a connection refused
+    # before the server ever answered is not retried at all
+    max_retry_s: float = 300.0
     rlaif_samples: int = 4  # rlaif: responses per prompt, scored 1-5 by the base model; best vs worst form the pair
     rlaif_judge_tokens: int = 48  # rlaif: tokens the base model may write for its score
     tensor_parallel_size: int = 1  # vllm
@@ -70,7 +77,7 @@ class GenerateArgs:
 
 # How outputs are obtained, not what they are: left out of fingerprints, so a server restarted on another port or
 # run with more concurrency resumes the same run. The engine fields are left out entirely for the default engine.
-OPERATIONAL = {"generate": ("base_url", "api_key_env", "max_concurrency", "timeout_s", "max_retries",
+OPERATIONAL = {"generate": ("base_url", "api_key_env", "max_concurrency", "timeout_s", "max_retries", "max_retry_s",
                             "tensor_parallel_size", "gpu_memory_utilization")}
 ENGINE_ONLY = {"generate": ("engine", "api_model")}
 
@@ -174,11 +181,13 @@ def _one_of(*choices):
 LIMITS = {
     "seed": _at_least(0), "model.dtype": _one_of("auto", "float32", "bfloat16", "float16"),
     "task.n_train": _at_least(1), "task.n_eval": _at_least(1), "task.fewshot": _in(0, 8),
+    "task.eval_draw": _one_of("random", "first"), "task.eval_seed": _at_least(0),
     "generate.temperature": _at_least(0), "generate.top_p": _in(0, 1, lo_open=True),
     "generate.max_new_tokens": _at_least(1), "generate.samples_per_prompt": _at_least(1),
     "generate.batch_size": _at_least(1), "generate.engine": _one_of("hf", "openai", "vllm"),
     "generate.max_concurrency": _at_least(1), "generate.timeout_s": _at_least(0, strict=True),
-    "generate.max_retries": _at_least(0), "generate.rlaif_samples": _at_least(1),
+    "generate.max_retries": _at_least(0), "generate.max_retry_s": _at_least(0, strict=True),
+    "generate.rlaif_samples": _at_least(1),
     "generate.rlaif_judge_tokens": _at_least(1), "generate.tensor_parallel_size": _at_least(1),
     "generate.gpu_memory_utilization": _in(0, 1, lo_open=True),
     "train.lora_r": _at_least(1), "train.lora_alpha": _at_least(0, strict=True), "train.lora_dropout": _in(0, 0.99),

@@ -77,6 +77,10 @@ def read_jsonl(path: str | os.PathLike) -> list[dict]:
 def require_text(row: dict, field: str, where: str) -> str:
     """Return row[field] as a non-empty string or raise naming the file, row and field."""
     value = row.get(field)
+    if field not in row:
+        present = ", ".join(repr(k) for k in list(row)[:6]) + (", …" if len(row) > 6 else "")
+        hint = "; a CSV's first line must name the columns: no header row?" if ".csv:" in where else ""
+        raise MipoError(f"{where}: field '{field}' is missing or empty (the row has {present or 'no fields'}{hint})")
     if value is None or (isinstance(value, str) and not value.strip()):
         raise MipoError(f"{where}: field '{field}' is missing or empty")
     return str(value)

@@ -104,6 +104,30 @@ def resolve(args: ModelArgs) -> str:
     return name  # a Hub id
 
 
+def check_hub(repo_id: str) -> None:
+    """Refuse, in one line and at once, a Hub id that is neither in the local cache nor reachable: transformers would
+    retry for about a minute and end in a long traceback. Passes when the model's config.json is cached (offline
+    use) or the Hub answers for it (network)."""
+    import huggingface_hub
+    from huggingface_hub.errors import GatedRepoError, RepositoryNotFoundError
+
+    if isinstance(huggingface_hub.try_to_load_from_cache(repo_id, "config.json"), str):
+        return
+    if huggingface_hub.constants.HF_HUB_OFFLINE:
+        raise MipoError(f"{repo_id}: not in the Hugging Face cache ({huggingface_hub.constants.HF_HUB_CACHE}) and "
+                        f"HF_HUB_OFFLINE is set; download it where there is network, or pass a local directory")
+    try:
+        huggingface_hub.model_info(repo_id, timeout=15)
+    except GatedRepoError:
+        raise MipoError(f"{repo_id}: a gated model; accept its terms on the Hub and log in (`hf auth login`)") from None
+    except RepositoryNotFoundError:
+        raise MipoError(f"{repo_id}: no such model on the Hub (or a private one: log in with `hf auth login`)") from None
+    except Exception as e:  # no network, DNS, proxy: the transport's own error types vary by version
+        raise MipoError(f"{repo_id}: cannot reach the Hugging Face Hub ({type(e).__name__}) and the model is not in "
+                        f"the local cache; download it where there is network (`hf download {repo_id}`) and pass "
+                        f"its directory, or point HF_HOME at a cache that holds it") from None
+
+
 def pick_device(device: str) -> torch.device:
     if device != "auto":
         return torch.device(device)

@@ -9,11 +9,12 @@ import json
 import logging
 import shutil
 import time
+from pathlib import Path
 
 from . import models
 from .config import Config
 from .distributed import is_main, single_process_only
-from .inference.hf import prompt_ids
+from .inference.hf import prompt_ids, prompt_text
 from .io import MipoError, write_json, write_jsonl
 from .methods import SampleContext, get_method
 from .rundir import RunDir
@@ -29,6 +30,8 @@ def validate(cfg: Config, task, *groups: tuple[list, int]) -> str:
     with room for the response are refused.
     """
     path = models.resolve(cfg.model)
+    if not Path(path).is_dir():
+        models.check_hub(path)
     tok = models.load_tokenizer(path, cfg.model.trust_remote_code)
     limit = models.context_length(path, cfg.model.trust_remote_code)
     if not limit:
@@ -124,6 +127,7 @@ def _evaluate(cfg: Config, rd: RunDir, task, items, base, candidates, base_only:
 
     responses, per_item, scorer = evaluate_models(cfg, task, items, base, candidates, rd.partial("evaluate"))
     metrics = run_metrics(task, items, responses, per_item, cfg.evaluate.bootstrap, cfg.seed)
+    metrics["items"] = task.drawn[cfg.task.eval_split]
     for key, summary in (("judge", scorer.judge_summary()), ("infonce", scorer.infonce_summary())):
         if summary:
             metrics[key] = summary
@@ -131,7 +135,8 @@ def _evaluate(cfg: Config, rd: RunDir, task, items, base, candidates, base_only:
     if summary_path.exists() and not base_only:  # no run time here: metrics.json is identical across same-seed runs
         s = json.loads(summary_path.read_text())
         metrics["train"] = {k: s[k] for k in ("steps", "final_loss")}
-    write_jsonl(rd.responses, response_rows(items, [task.messages(it) for it in items], responses, per_item))
+    prompts = [task.messages(it) for it in items]
+    write_jsonl(rd.responses, response_rows(items, prompts, responses, per_item, prompt_text(base.tok, prompts)))
     write_json(rd.metrics, metrics)
     rd.save_config()  # evaluate may run alone (base_only): the report reads the settings from here
     rd.finish("evaluate", time.perf_counter() - t0)

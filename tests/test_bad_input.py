@@ -80,6 +80,12 @@ def case_missing_model(tmp_path):
     return ["--model.name", str(tmp_path / "no-such-model")], rf"{tmp_path}/no-such-model: model path does not exist"
 
 
+def case_unknown_hub_id_without_network(tmp_path):
+    return ["--model.name", "nobody-here/no-such-model-3f9c"], \
+        r"nobody-here/no-such-model-3f9c: (cannot reach the Hugging Face Hub \(\w+\) and the model is not in the local " \
+        r"cache; download it|no such model on the Hub)"
+
+
 def case_pickle_model(tmp_path):
     d = tmp_path / "pickled"
     d.mkdir()
@@ -158,6 +164,30 @@ def case_yaml_syntax_error(tmp_path):
     f = tmp_path / "r.yaml"
     f.write_text("train:\n  beta: 0.1\n  lr: [1, 2\n")
     return ["--config", str(f)], rf"{f}:\d+:\d+: invalid YAML"
+
+
+def case_headerless_csv(tmp_path):
+    f = tmp_path / "gsm.csv"
+    f.write_text("Natalia sold clips to 48 friends. How many?,#### 48\n" + "A pen costs 2. Two pens?,#### 4\n" * 3)
+    return ["--task.name", "gsm8k", "--task.data", str(f)], \
+        rf"{f}:2: field 'question' is missing or empty \(the row has .*no header row\?\)"
+
+
+def case_split_file_not_found(tmp_path):
+    (tmp_path / "train.jsonl").write_text((FIXTURES / "gsm8k.jsonl").read_text())
+    (tmp_path / "validation.jsonl").write_text((FIXTURES / "gsm8k.jsonl").read_text())
+    return ["--task.name", "gsm8k", "--task.data", str(tmp_path)], \
+        rf"{tmp_path}: no file for split 'test' .*splits here: train, validation \(choose with --task.train_split"
+
+
+def case_subset_with_a_local_directory(tmp_path):
+    (tmp_path / "train.jsonl").write_text((FIXTURES / "gsm8k.jsonl").read_text())
+    return ["--task.name", "gsm8k", "--task.data", str(tmp_path), "--task.subset", "main"], \
+        rf"{tmp_path}: task.subset 'main' has no sub-directory here \(sub-directories: none\)"
+
+
+def case_unknown_eval_draw(tmp_path):
+    return ["--task.eval_draw", "shuffled"], r"task.eval_draw: must be one of random, first, got 'shuffled'$"
 
 
 CASES = [v for k, v in dict(globals()).items() if k.startswith("case_")]

@@ -105,9 +105,11 @@ def test_unreachable_server_is_one_clear_error(tiny_model_dir, tmp_path, capsys,
     argv = ["generate", "--model.name", str(tiny_model_dir), "--run-dir", str(tmp_path / "run"),
             "--task.data", str(FIXTURES / "personalization.jsonl"), "--generate.engine", "openai",
             "--generate.base_url", f"http://127.0.0.1:{free_port()}/v1", "--generate.max_retries", "2"]
+    t0 = time.perf_counter()
     assert main(argv) == 2
     err = capsys.readouterr().err.strip().splitlines()[-1]
-    assert err.startswith("mipo: error: http://127.0.0.1:") and "failed after 3 attempts (APIConnectionError)" in err
+    assert err.startswith("mipo: error: http://127.0.0.1:") and "connection refused: no server listens there" in err
+    assert time.perf_counter() - t0 < 30  # no retries: nothing listens there (was 151 s of backoff)
     assert main([*argv[:-4], "--generate.engine", "openai"]) == 2  # no base_url
     assert "needs generate.base_url" in capsys.readouterr().err
 
@@ -206,7 +208,10 @@ def test_server_restarted_while_mipo_retries(tiny_model_dir, served_dir, tmp_pat
 
 # --- retries and errors, on a scripted transport ---------------------------------------------------------------
 
-def _scripted(monkeypatch, replies):
+REFUSED = "refused"
+
+
+def _scripted(monkeypatch, replies, **kw):
     """An engine whose HTTP transport answers with `replies` (status, body, headers) in turn."""
     import openai
 
@@ -217,10 +222,14 @@ def _scripted(monkeypatch, replies):
 
     def handler(request):
         seen.append(request)
-        status, body, headers = replies.pop(0)
+        reply = replies.pop(0)
+        if reply == REFUSED:
+            raise httpx.ConnectError("[Errno 111] Connection refused", request=request)
+        status, body, headers = reply
         return httpx.Response(status, json=body, headers=headers)
 
-    eng = OpenAIEngine("http://server.invalid/v1", api_model="m", api_key_env="MIPO_TEST_API_KEY", max_retries=3)
+    eng = OpenAIEngine("http://server.invalid/v1", api_model="m", api_key_env="MIPO_TEST_API_KEY", max_retries=3,
+                       **kw)
     eng.client = openai.OpenAI(base_url="http://server.invalid/v1", api_key=SECRET, max_retries=0,
                                http_client=httpx.Client(transport=httpx.MockTransport(handler)))
     return eng, seen
@@ -239,6 +248,27 @@ def test_retries_on_429_and_5xx_then_succeeds(monkeypatch):
     body = json.loads(seen[-1].content)
     assert body["seed"] == derive(3, "request", 0) and body["temperature"] == 1.0 and body["top_p"] == 0.9
     assert body["max_tokens"] == 12 and seen[-1].headers["authorization"] == f"Bearer {SECRET}"
+
+
+def test_refused_fails_at_once_until_the_server_has_answered(monkeypatch):
+    """Refused before any answer: nobody listens, no retry. Refused after one: a restart, ridden out."""
+    eng, seen = _scripted(monkeypatch, [REFUSED, OK])
+    with pytest.raises(MipoError, match=r"connection refused: no server listens there"):
+        eng.sample(PROMPTS[:1], S, seed=0, batch_size=2)
+    assert len(seen) == 1 and eng.stats["retries"] == 0
+    eng, seen = _scripted(monkeypatch, [OK, REFUSED, REFUSED, OK])
+    assert eng.sample(PROMPTS[:2], S, seed=0, batch_size=1) == ["hello", "hello"]
+    assert eng.stats["retries"] == 2
+
+
+def test_retrying_stops_at_the_total_retry_time(monkeypatch):
+    """429/5xx keep backing off, but one request retries for at most max_retry_s, then the run stops."""
+    eng, seen = _scripted(monkeypatch, [(503, {}, {"retry-after": "0.2"})] * 4, max_retry_s=0.5)
+    t0 = time.perf_counter()
+    with pytest.raises(MipoError, match=r"failed after 3 attempts over 0 s \(HTTP 503; generate.max_retries 3, "
+                                        r"generate.max_retry_s 0.5\); finished responses are saved"):
+        eng.sample(PROMPTS[:1], S, seed=0, batch_size=2)
+    assert len(seen) == 3 and time.perf_counter() - t0 < 2
 
 
 def test_client_errors_are_not_retried_and_the_key_is_scrubbed(monkeypatch):

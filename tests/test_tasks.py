@@ -66,8 +66,55 @@ def test_split_directory_and_limits(tmp_path):
     (tmp_path / "train.jsonl").write_text((FIXTURES / "gsm8k.jsonl").read_text())
     args = TaskArgs(name="gsm8k", data=str(tmp_path), n_train=3)
     assert len(get_task("gsm8k").load(args, "train")) == 3
-    with pytest.raises(MipoError, match=r"test.jsonl: split file not found"):
+    with pytest.raises(MipoError, match=r"no file for split 'test' .*splits here: train \(choose with "
+                                         r"--task.train_split / --task.eval_split\)"):
         get_task("gsm8k").load(args, "test")
+
+
+def test_directory_in_hub_layout_with_subset_and_shards(tmp_path):
+    """`huggingface-cli download` layout: <subset>/<split>-0000i-of-0000n.<ext>, shards read in order."""
+    rows = (FIXTURES / "gsm8k.jsonl").read_text().splitlines()
+    (tmp_path / "main").mkdir()
+    (tmp_path / "main" / "test-00000-of-00002.jsonl").write_text("\n".join(rows[:3]) + "\n")
+    (tmp_path / "main" / "test-00001-of-00002.jsonl").write_text("\n".join(rows[3:5]) + "\n")
+    args = TaskArgs(name="gsm8k", data=str(tmp_path), subset="main")
+    items = get_task("gsm8k").load(args, "test")
+    assert [it.prompt for it in items] == [json.loads(r)["question"] for r in rows[:5]]
+    assert items[0].id == "test-00000-of-00002.jsonl:1" and items[3].id == "test-00001-of-00002.jsonl:1"
+    with pytest.raises(MipoError, match=r"task.subset 'other' has no sub-directory here \(sub-directories: main\)"):
+        get_task("gsm8k").load(TaskArgs(name="gsm8k", data=str(tmp_path), subset="other"), "test")
+    with pytest.raises(MipoError, match=r"task.subset 'main' names a Hub config or a sub-directory"):
+        get_task("gsm8k").load(TaskArgs(name="gsm8k", data=str(FIXTURES / "gsm8k.jsonl"), subset="main"), "test")
+
+
+def test_ids_of_id_less_rows_do_not_hold_the_directory(tmp_path):
+    """MMLU rows have no id: theirs is `file:line`, the same wherever the data lies."""
+    for d in (tmp_path / "a", tmp_path / "b" / "c"):
+        d.mkdir(parents=True)
+        (d / "test.jsonl").write_text((FIXTURES / "gsm8k.jsonl").read_text())
+    ids = [[it.id for it in get_task("gsm8k").load(TaskArgs(name="gsm8k", data=str(d)), "test")]
+           for d in (tmp_path / "a", tmp_path / "b" / "c")]
+    assert ids[0] == ids[1] and ids[0][0] == "test.jsonl:1"
+
+
+def test_n_eval_is_the_pandas_draw_with_the_seed():
+    """n_eval items are the rows `df.sample(n, random_state=eval_seed)` picks, in its order (the paper's draws:
+    GSM8K 200, ARC 500 with 42); `eval_draw first` keeps file order; n_train always takes the first rows."""
+    pd = pytest.importorskip("pandas")
+    args = TaskArgs(name="personalization", n_eval=40, n_train=5)
+    task = get_task("personalization")
+    every = task.load(TaskArgs(name="personalization"), "test")
+    drawn = task.load(args, "test")
+    expect = pd.DataFrame({"i": range(len(every))}).sample(40, random_state=42)["i"].tolist()
+    assert [it.id for it in drawn] == [every[i].id for i in expect]
+    assert task.drawn["test"] == f"40 of {len(every)} items of split 'test', a random draw (task.eval_seed 42)"
+    assert [it.id for it in task.load(TaskArgs(name="personalization", n_eval=40, eval_seed=7), "test")] != \
+        [it.id for it in drawn]
+    first = task.load(TaskArgs(name="personalization", n_eval=40, eval_draw="first"), "test")
+    assert [it.id for it in first] == [it.id for it in every[:40]]
+    train = task.load(args, "train")
+    assert task.drawn["train"] == "5 of 532 items of split 'train', the first in file order"
+    assert [it.id for it in train] == [it.id for it in task.load(TaskArgs(name="personalization"), "train")[:5]]
 
 
 @pytest.mark.parametrize("text,expected", [

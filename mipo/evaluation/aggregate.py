@@ -6,7 +6,7 @@ from statistics import fmean
 
 from ..behaviour import distinct_n
 from .score import self_bleu4
-from .stats import bootstrap_ci, mean_present, paired_diff_ci
+from .stats import METHOD, interval, mean_present, paired_diff_ci
 
 
 def metric_keys(rows: list[dict]) -> list[str]:
@@ -31,7 +31,7 @@ def run_metrics(task, items, responses: dict[str, list[str]], per_item: dict[str
     differences."""
     metrics: dict = {"task": task.name, "n_items": len(items), "primary_metric": task.primary_metric, "models": {},
                      "ci": {}, "groups": {},
-                     "bootstrap": {"resamples": resamples, "seed": seed, "level": 0.95, "method": "percentile"}}
+                     "bootstrap": {"resamples": resamples, "seed": seed, "level": 0.95, "method": METHOD}}
     keys = metric_keys(per_item["base"][:1]) if items else []
     for name, rows in per_item.items():
         m = {k: mean_present(d[k] for d in rows) for k in keys}
@@ -44,7 +44,7 @@ def run_metrics(task, items, responses: dict[str, list[str]], per_item: dict[str
         m["distinct_2"] = distinct_n(responses[name], 2)
         m["mean_response_chars"] = fmean(len(r) for r in responses[name])
         metrics["models"][name] = m
-        metrics["ci"][name] = {k: bootstrap_ci([d[k] for d in rows], resamples, seed) for k in keys}
+        metrics["ci"][name] = {k: interval([d[k] for d in rows], resamples, seed) for k in keys}
     if "trained" in per_item:
         metrics["paired"] = _paired_summary(task.primary_metric, keys, per_item["trained"], per_item["base"],
                                             resamples, seed)
@@ -76,7 +76,7 @@ def method_table(task, n_items: int, methods: list[str], seeds: list[int], per: 
 
     base = {k: item_means(baseline, k) for k in keys} if any(k.startswith(f"{baseline}/") for k in per) else None
     result = {"task": task.name, "n_items": n_items, "primary_metric": task.primary_metric, "seeds": seeds,
-              "methods": {}, "bootstrap": {"resamples": resamples, "seed": seed, "level": 0.95}}
+              "methods": {}, "bootstrap": {"resamples": resamples, "seed": seed, "level": 0.95, "method": METHOD}}
     for m in methods:
         done = [s for s in seeds if f"{m}/seed{s}" in per]
         if not done:
@@ -84,7 +84,7 @@ def method_table(task, n_items: int, methods: list[str], seeds: list[int], per: 
         entry = {"seeds_done": done, "metrics": {}}
         for k in keys:
             vals = item_means(m, k)
-            row = {"mean": mean_present(vals), "ci": bootstrap_ci(vals, resamples, seed),
+            row = {"mean": mean_present(vals), "ci": interval(vals, resamples, seed),
                    "per_seed": [mean_present(d.get(k) for d in per[f"{m}/seed{s}"]) for s in done]}
             if base is not None and m != baseline:
                 row["delta"], row["delta_ci"] = paired(vals, base[k], resamples, seed)
@@ -97,15 +97,23 @@ def method_table(task, n_items: int, methods: list[str], seeds: list[int], per: 
     return result
 
 
-def response_rows(items, prompts, responses: dict[str, list[str]], per_item: dict[str, list[dict]]) -> list[dict]:
-    """One row per item: its prompt (and reference), and per model the response, its metrics and raw judge replies."""
+def response_rows(items, prompts, responses: dict[str, list[str]], per_item: dict[str, list[dict]],
+                  prompt_text: list[str] | None = None) -> list[dict]:
+    """One row per item, to inspect errors by: its prompt (the messages and, given, the text the model read after
+    the chat template), the gold answer or reference, and per model the response, what was extracted from it
+    (`<model>_prediction`, math and multiple choice), its metrics (correctness among them) and raw judge replies."""
     rows = []
     for i, (it, p) in enumerate(zip(items, prompts)):
-        row = {"id": it.id, "prompt": p, **({"reference": it.reference} if it.reference else {})}
+        row = {"id": it.id, "prompt": p, **({"prompt_text": prompt_text[i]} if prompt_text else {}),
+               **({"gold": it.answer} if it.answer is not None else {}),
+               **({"reference": it.reference} if it.reference else {})}
         for name in responses:
+            d = per_item[name][i]
             row[name] = responses[name][i]
-            row[f"{name}_metrics"] = {k: v for k, v in per_item[name][i].items() if not k.startswith("_")}
-            if "_judge" in per_item[name][i]:
-                row[f"{name}_judge"] = per_item[name][i]["_judge"]
+            if "_prediction" in d:
+                row[f"{name}_prediction"] = d["_prediction"]
+            row[f"{name}_metrics"] = {k: v for k, v in d.items() if not k.startswith("_")}
+            if "_judge" in d:
+                row[f"{name}_judge"] = d["_judge"]
         rows.append(row)
     return rows

@@ -65,7 +65,8 @@ def make_engine(cfg, model_path: str | None = None, model=None, tok=None) -> Eng
         if not g.base_url:
             raise MipoError("generate.engine=openai needs generate.base_url, e.g. http://localhost:8000/v1")
         return OpenAIEngine(g.base_url, api_model=g.api_model, api_key_env=g.api_key_env,
-                            max_concurrency=g.max_concurrency, timeout_s=g.timeout_s, max_retries=g.max_retries)
+                            max_concurrency=g.max_concurrency, timeout_s=g.timeout_s, max_retries=g.max_retries,
+                            max_retry_s=g.max_retry_s)
     if g.engine == "vllm":
         from .. import models
         from .vllm import VLLMEngine

@@ -20,6 +20,11 @@ def prompt_ids(tok, prompts: list[Messages]) -> list[list[int]]:
     return [list(x) for x in out]
 
 
+def prompt_text(tok, prompts: list[Messages]) -> list[str]:
+    """The text the model reads for each prompt: the chat template applied, generation prompt included."""
+    return list(tok.apply_chat_template(prompts, add_generation_prompt=True, tokenize=False))
+
+
 def eos_ids(model, tok) -> set[int]:
     ids = model.generation_config.eos_token_id
     ids = set(ids if isinstance(ids, list) else [ids] if ids is not None else [])

@@ -1,8 +1,9 @@
 """Chat completions from any OpenAI-compatible server (vLLM serve, SGLang, TGI, llama.cpp server, Ollama,
 `transformers serve`, a hosted API) through the official `openai` client.
 
-Bounded concurrent requests, retries with exponential backoff on 408/409/429/5xx and connection errors, a
-per-request timeout, a per-request seed derived from the call's seed and the prompt index. The API key is read
+Bounded concurrent requests, retries with exponential backoff on 408/409/429/5xx and connection errors within a
+total retry time per request (a server that refuses the connection before it ever answered fails at once: nothing
+listens there), a per-request timeout, a per-request seed derived from the call's seed and the prompt index. The API key is read
 from the environment variable named by `api_key_env` and is never logged or written anywhere.
 """
 from __future__ import annotations
@@ -38,18 +39,20 @@ class OpenAIEngine:
     name = "openai"
 
     def __init__(self, base_url: str | None, *, api_model: str | None = None, api_key_env: str = "OPENAI_API_KEY",
-                 max_concurrency: int = 16, timeout_s: float = 600.0, max_retries: int = 8):
+                 max_concurrency: int = 16, timeout_s: float = 600.0, max_retries: int = 8, max_retry_s: float = 300.0):
         try:
             import openai
         except ImportError:
             raise MipoError("generate.engine=openai needs the openai client: pip install 'mipo[openai]' "
                             "(or pip install openai)") from None
-        if max_concurrency < 1 or max_retries < 0 or timeout_s <= 0:
-            raise MipoError("generate.max_concurrency must be >= 1, generate.max_retries >= 0, generate.timeout_s > 0")
+        if max_concurrency < 1 or max_retries < 0 or timeout_s <= 0 or max_retry_s <= 0:
+            raise MipoError("generate.max_concurrency must be >= 1, generate.max_retries >= 0, generate.timeout_s > 0, "
+                            "generate.max_retry_s > 0")
         self._openai = openai
         # base_url None: the client's default endpoint (a hosted API); named so in messages
         self.base_url = base_url or "the default OpenAI endpoint"
-        self.max_concurrency, self.max_retries = max_concurrency, max_retries
+        self.max_concurrency, self.max_retries, self.max_retry_s = max_concurrency, max_retries, max_retry_s
+        self._reached = False  # has the server answered once? Until then a refused connection means nobody listens
         self.api_key_env = api_key_env
         key = os.environ.get(api_key_env) or ""
         if not key:
@@ -69,11 +72,14 @@ class OpenAIEngine:
 
     def _call(self, fn, what: str):
         o = self._openai
+        t0 = time.monotonic()
         for attempt in range(self.max_retries + 1):
             if self._stop.is_set():
                 raise _Stopped()
             try:
-                return fn()
+                out = fn()
+                self._reached = True
+                return out
             except o.AuthenticationError:
                 raise MipoError(f"{self.base_url}: authentication failed (HTTP 401); check the key in "
                                 f"${self.api_key_env}") from None
@@ -85,11 +91,17 @@ class OpenAIEngine:
                                     f"{self._scrub(str(e.message))[:500]}{hint}") from None
                 reason, delay = f"HTTP {status}", _retry_after(e.response)
             except o.APIConnectionError as e:  # refused, reset, DNS, and timeouts (APITimeoutError)
+                if _refused(e) and not self._reached:
+                    raise MipoError(f"{self.base_url}: connection refused: no server listens there; start it, or "
+                                    f"check generate.base_url (host, port)") from None
                 reason, delay = type(e).__name__, None
-            if attempt == self.max_retries:
-                raise MipoError(f"{self.base_url}: {what} failed after {attempt + 1} attempts ({reason}); finished "
-                                f"responses are saved, rerun the same command to resume") from None
             delay = delay if delay is not None else min(BACKOFF_CAP_S, BACKOFF_S * 2 ** attempt) * random.uniform(0.75, 1.25)
+            spent = time.monotonic() - t0
+            if attempt == self.max_retries or spent + delay > self.max_retry_s:
+                raise MipoError(f"{self.base_url}: {what} failed after {attempt + 1} attempts over {spent:.0f} s "
+                                f"({reason}; generate.max_retries {self.max_retries}, generate.max_retry_s "
+                                f"{self.max_retry_s:g}); finished responses are saved, rerun the same command to "
+                                f"resume") from None
             with self._lock:
                 self.stats["retries"] += 1
             log.log(logging.WARNING if attempt == 0 else logging.INFO, "%s: %s (%s); retry %d/%d in %.1f s",
@@ -190,6 +202,15 @@ class OpenAIEngine:
         out = self._run(prompts, sampling, batch_size=batch_size, seed=seed, desc=desc, resume_dir=resume_dir,
                         want_logprobs=True)
         return [(text, lps) for text, lps in out]
+
+
+def _refused(e: BaseException) -> bool:
+    """Whether a connection error was a refusal (nothing listens on the port), looking through its causes."""
+    while e is not None:
+        if isinstance(e, ConnectionRefusedError) or "connection refused" in str(e).lower():
+            return True
+        e = e.__cause__ or e.__context__
+    return False
 
 
 def _retry_after(response) -> float | None:

@@ -12,8 +12,9 @@ def render(result: dict, failures: dict, timings: dict) -> str:
     order = result["method_order"]
     keys = [pm] + [k for k in result["methods"][order[0]]["metrics"] if k != pm] if order else []
     out = [f"# mipo compare: {result['task']}\n",
-           f"{result['n_items']} held-out items; seeds {', '.join(map(str, result['seeds']))}. Each cell: mean over "
-           f"seeds [95% bootstrap CI over items of the seed-averaged per-item values]. Δ = paired difference to "
+           f"Held-out items: {result.get('items', result['n_items'])}; seeds {', '.join(map(str, result['seeds']))}. Each cell: mean over "
+           f"seeds [95% CI over items of the seed-averaged per-item values: Wilson for a 0/1 metric with one seed, else "
+           f"percentile bootstrap]. Δ = paired difference to "
            f"`prompting` (the base model) [95% CI]. self-BLEU-4 has no per-item values: mean over seeds.\n"]
     head = ["method", "seeds"] + [LABELS.get(k, k) for k in keys] + [f"Δ {LABELS.get(pm, pm)}"]
     out.append(md_row(head) + "\n|" + "---|" * len(head))

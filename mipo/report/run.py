@@ -60,7 +60,7 @@ def gamed(metrics: dict) -> list[str]:
 
 
 def examples(run_dir: Path, n: int = N_EXAMPLES) -> str:
-    """The first n held-out items (file order) on which base and trained answer differently, side by side."""
+    """The first n held-out items (evaluation order) on which base and trained answer differently, side by side."""
     path = run_dir / "eval" / "responses.jsonl"
     if not path.exists():
         return ""
@@ -79,7 +79,7 @@ def render_markdown(metrics: dict, config: dict, timings: dict, run_dir: Path | 
     out = io.StringIO()
     base_only = "trained" not in metrics["models"]
     out.write(f"# mipo report: {metrics['task']}\n\n")
-    out.write(f"Held-out items: {metrics['n_items']}. " + (
+    out.write(f"Held-out items: {metrics.get('items', metrics['n_items'])}. " + (
         "The base model alone (evaluate.base_only).\n\n" if base_only else
         "Base = the model before training; trained = after training on its own samples.\n\n"))
     flags = gamed(metrics)
@@ -109,9 +109,11 @@ def render_markdown(metrics: dict, config: dict, timings: dict, run_dir: Path | 
 def notes(metrics: dict) -> str:
     """What each kind of row means and what could fool it."""
     out, b = io.StringIO(), metrics.get("bootstrap", {})
-    out.write(f"\n95% CIs: percentile bootstrap over items ({b.get('resamples')} resamples, seed {b.get('seed')}); "
-              "the Δ interval resamples items with both models' values together (paired). n/a = no per-item values "
-              "(self-BLEU-4, distinct-2, lengths) or fewer than 2 items.\n")
+    out.write("\n95% CIs over items: Wilson's score interval for a 0/1 metric (violation, cue, broken, correct) and "
+              "Newcombe's paired interval for its Δ (neither collapses at 0 of n); for other metrics a percentile "
+              f"bootstrap ({b.get('resamples')} resamples, seed {b.get('seed')}) resampling items with both models' "
+              "values together (paired). n/a = no per-item values (self-BLEU-4, distinct-2, lengths) or fewer than 2 "
+              "items.\n")
     p = metrics.get("paired")
     if p:
         out.write(f"\nPaired, on `{p['metric']}` ({p['n']} items): trained higher on {fmt(p['share_trained_higher'])} "

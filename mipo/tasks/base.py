@@ -46,8 +46,13 @@ class Task:
         for where, row in self.rows(args, split):
             items.append(self.parse(row, where))
             items[-1].where = where
-        limit = args.n_train if split == args.train_split else args.n_eval
-        items = items[:limit] if limit is not None else items
+        n_rows = len(items)
+        items = self.subset(items, args, split)
+        self.drawn = {**getattr(self, "drawn", {}), split: (
+            f"all {n_rows} items of split '{split}'" if len(items) == n_rows else
+            f"{len(items)} of {n_rows} items of split '{split}', " + (
+                f"a random draw (task.eval_seed {args.eval_seed})" if split != args.train_split
+                and args.eval_draw == "random" else "the first in file order"))}
         if not items:
             why = ("; a single file whose rows have no 'split' field is cut 70/30 in file order, so it needs at least "
                    "2 rows (or give each row a 'split' field)") if args.data and Path(args.data).is_file() else ""
@@ -58,6 +63,18 @@ class Task:
                 raise MipoError(f"task {self.name}: duplicate item id '{it.id}' in split '{split}'")
             seen.add(it.id)
         return items
+
+    @staticmethod
+    def subset(items: list[Item], args: TaskArgs, split: str) -> list[Item]:
+        """`n_train` first items of the train split; `n_eval` items of the eval split drawn as `eval_draw` says."""
+        limit = args.n_train if split == args.train_split else args.n_eval
+        if limit is None or limit >= len(items):
+            return items
+        if split != args.train_split and args.eval_draw == "random":
+            import numpy as np
+
+            return [items[i] for i in np.random.RandomState(args.eval_seed).permutation(len(items))[:limit]]
+        return items[:limit]
 
     def rows(self, args: TaskArgs, split: str) -> Iterator[tuple[str, dict]]:
         """Rows of a split, each with where it came from (`file:line`, `file:row N`) for error messages.
@@ -70,10 +87,10 @@ class Task:
             raise MipoError(f"task {self.name}: no data given (--task.data)")
         path = Path(source).expanduser()
         if path.is_dir():
-            found = [path / f"{split}{ext}" for ext in DATA_SUFFIXES if (path / f"{split}{ext}").is_file()]
-            if not found:
-                raise MipoError(f"{path / split}.jsonl: split file not found (also tried {', '.join(DATA_SUFFIXES[1:])})")
-            yield from read_rows(found[0])
+            yield from dir_rows(path, args.subset, split)
+        elif args.data and args.subset:
+            raise MipoError(f"{path}: task.subset '{args.subset}' names a Hub config or a sub-directory of a local "
+                            f"directory, not part of a file; point --task.data at the subset's own file instead")
         elif path.suffix in DATA_SUFFIXES or path.exists():
             yield from self.split_rows(list(read_rows(path)), split, args)
         else:
@@ -114,7 +131,33 @@ class Task:
         return {}
 
 
+def row_id(row: dict, where: str, key: str = "id") -> str:
+    """The row's id, or for a row without one its place without the directory (`test.jsonl:12`, `mmlu[test][3]`):
+    stable when the data moves (an absolute path would change the ids, and with them every resume key)."""
+    value = row.get(key)
+    return str(value) if value not in (None, "") else where.replace("\\", "/").rsplit("/", 1)[-1]
+
+
 DATA_SUFFIXES = (".jsonl", ".json", ".parquet", ".csv")
+
+
+def dir_rows(path: Path, subset: str | None, split: str) -> Iterator[tuple[str, dict]]:
+    """A directory in a Hub layout: `[<subset>/]<split>.<ext>`, or the shards `<split>-00000-of-00002.<ext>`, … ."""
+    if subset:
+        if not (path / subset).is_dir():
+            subdirs = sorted(p.name for p in path.iterdir() if p.is_dir())
+            raise MipoError(f"{path}: task.subset '{subset}' has no sub-directory here (sub-directories: "
+                            f"{', '.join(subdirs) or 'none'})")
+        path = path / subset
+    for ext in DATA_SUFFIXES:
+        files = [path / f"{split}{ext}"] if (path / f"{split}{ext}").is_file() else sorted(path.glob(f"{split}-*{ext}"))
+        if files:
+            for f in files:
+                yield from read_rows(f)
+            return
+    present = sorted({f.name.split("-")[0].rsplit(".", 1)[0] for f in path.iterdir() if f.suffix in DATA_SUFFIXES})
+    raise MipoError(f"{path}: no file for split '{split}' ({split}.jsonl, .json, .parquet or .csv); splits here: "
+                    f"{', '.join(present) or 'none'} (choose with --task.train_split / --task.eval_split)")
 
 
 def read_rows(path: Path) -> Iterator[tuple[str, dict]]:
@@ -136,12 +179,17 @@ def read_rows(path: Path) -> Iterator[tuple[str, dict]]:
         return
     if not path.is_file():
         raise MipoError(f"{path}: file not found")
-    from datasets import load_dataset
+    import datasets
 
+    shown = datasets.is_progress_bar_enabled()
+    datasets.disable_progress_bars()  # a local file is read in a blink: no "Generating train split" bars
     try:
-        ds = load_dataset(path.suffix[1:], data_files=str(path), split="train")
+        ds = datasets.load_dataset(path.suffix[1:], data_files=str(path), split="train")
     except Exception as e:  # unreadable file: say which and why, in one line
         raise MipoError(f"{path}: cannot read {path.suffix[1:]} ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})") from None
+    finally:
+        if shown:
+            datasets.enable_progress_bars()
     for i, row in enumerate(ds):  # CSV: `file:line` (line 1 is the header); parquet: `file:row N` (from 1)
         yield (f"{path}:{i + 2}" if path.suffix == ".csv" else f"{path}:row {i + 1}"), dict(row)
 

@@ -6,7 +6,7 @@ from collections import defaultdict
 from statistics import fmean
 
 from ..io import MipoError, require_text
-from .base import Item, Messages, Task, register
+from .base import Item, Messages, Task, register, row_id
 
 INSTRUCTION = ('Answer the multiple choice question. You may reason briefly first; end your response with '
                '"The answer is: X", where X is the label of the correct choice.')
@@ -44,7 +44,7 @@ class ChoiceTask(Task):
         for it, resp in zip(items, responses):
             pred = extract_choice(resp, it.meta["labels"])
             # An answer that cannot be parsed is wrong (and counted in `parsed`), never dropped.
-            out.append({"accuracy": float(pred == it.answer), "parsed": float(pred is not None)})
+            out.append({"accuracy": float(pred == it.answer), "parsed": float(pred is not None), "_prediction": pred})
         return out
 
 
@@ -91,7 +91,7 @@ class MMLU(ChoiceTask):
             answer = int(answer)
         if not isinstance(answer, int) or isinstance(answer, bool) or not 0 <= answer < len(choices):
             raise MipoError(f"{where}: field 'answer' must be an index 0-{len(choices) - 1}, got {answer!r}")
-        return Item(id=str(row.get("id") or where), prompt=format_question(question, labels, [str(c) for c in choices]),
+        return Item(id=row_id(row, where), prompt=format_question(question, labels, [str(c) for c in choices]),
                     answer=labels[answer], meta={"labels": labels, "subject": str(row.get("subject") or "unknown")})
 
     def summarize(self, items, per_item):

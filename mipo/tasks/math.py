@@ -4,7 +4,7 @@ from __future__ import annotations
 import re
 
 from ..io import MipoError, require_text
-from .base import Item, Messages, Task, register
+from .base import Item, Messages, Task, register, row_id
 
 SYSTEM = "Solve the math problem step by step. Give the final answer as a number after '####'."
 
@@ -79,7 +79,8 @@ class MathTask(Task):
         out = []
         for it, resp in zip(items, responses):
             pred = extract_answer(resp)
-            out.append({"accuracy": float(pred is not None and pred == it.answer), "parsed": float(pred is not None)})
+            out.append({"accuracy": float(pred is not None and pred == it.answer), "parsed": float(pred is not None),
+                        "_prediction": pred})
         return out
 
 
@@ -95,7 +96,7 @@ class GSM8K(MathTask):
         answer = extract_answer(solution)
         if answer is None:
             raise MipoError(f"{where}: field 'answer' has no number after '####'")
-        return Item(id=str(row.get("id") or where.rsplit("/", 1)[-1]), prompt=question, answer=answer)
+        return Item(id=row_id(row, where), prompt=question, answer=answer)
 
 
 @register

@@ -12,7 +12,7 @@ from pathlib import Path
 from ..config import TaskArgs
 from ..behaviour import adherence
 from ..io import MipoError, require_text
-from .base import Item, Messages, Task, hub_split, read_rows, register
+from .base import Item, Messages, Task, hub_split, read_rows, register, row_id
 
 DATA = Path(__file__).parent / "data" / "personalization.jsonl"  # the default set: with avoid/expect, see below
 DEMO = Path(__file__).parent / "data" / "personalization_demo.jsonl"  # the first, small set (72 items; bench/ uses it)
@@ -172,7 +172,7 @@ class Multifaceted(ContextTask):
     name, hub_id, hub_single_split = "multifaceted", "kaist-ai/Multifaceted-Bench", "train"
 
     def parse(self, row, where):
-        return Item(id=str(row.get("id") or where), prompt=require_text(row, "prompt", where),
+        return Item(id=row_id(row, where), prompt=require_text(row, "prompt", where),
                     context=require_text(row, "system", where), reference=_text(row.get("reference_answer")),
                     meta={"source": str(row.get("source") or "")})
 
@@ -205,7 +205,7 @@ class Generic(ContextTask):
             if a.context_field not in row:
                 raise MipoError(f"{where}: field '{a.context_field}' (task.context_field) is missing")
             context = _text(row.get(a.context_field))
-        return Item(id=require_text(row, a.id_field, where) if a.id_field else where,
+        return Item(id=require_text(row, a.id_field, where) if a.id_field else row_id({}, where),
                     prompt=require_text(row, a.prompt_field, where), context=context,
                     reference=_text(row.get(a.reference_field)) if a.reference_field else None)
 
