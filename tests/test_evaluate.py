@@ -61,6 +61,18 @@ def test_base_only_evaluation_needs_no_training(tiny_model_dir, tmp_path, capsys
     assert lo <= base["infonce_mi"] <= hi
     rows = read_jsonl(run_dir / "eval" / "responses.jsonl")
     assert len(rows) == metrics["n_items"] == 3 and "trained" not in rows[0]
+    # each row shows what the model read, the gold answer, what was extracted and whether it was right
+    from mipo.tasks import get_task
+    from mipo.tasks.choice import extract_choice
+
+    items = {it.id: it for it in get_task("arc_easy").load(TaskArgs(name="arc_easy", data=str(FIXTURES / "arc.jsonl")), "test")}
+    for r in rows:
+        it = items[r["id"]]
+        assert r["gold"] == it.answer and r["prompt_text"].rstrip().endswith("assistant")
+        assert it.prompt in r["prompt_text"]
+        assert r["base_prediction"] == extract_choice(r["base"], it.meta["labels"])
+        assert r["base_metrics"]["accuracy"] == float(r["base_prediction"] == r["gold"])
+    assert metrics["items"] == "all 3 items of split 'test'"
     assert main(["report", *args[1:]]) == 0
     report = (run_dir / "report.md").read_text()
     assert "| metric | base | base 95% CI |" in report and "The base model alone" in report
