@@ -283,6 +283,11 @@ def test_compare_table_two_seeds(tiny_model_dir, tmp_path, capsys):
     assert answers["mipo"] != answers["sft-self"]
     d = result["methods"]["mipo"]["metrics"][pm]
     assert d["delta"] == pytest.approx(d["mean"] - result["methods"]["prompting"]["metrics"][pm]["mean"])
+    # the report reads on the user-facing measures too: a Δ row per trained method, violations and cues beside MI
+    md = (run_dir / "compare.md").read_text()
+    table = md.split("Paired difference to `prompting`")[1].split("\n\n")[1].splitlines()
+    assert all(f"Δ {label}" in table[0] for label in ("broken responses", "fluency", "words", "cond. MI per token"))
+    assert [r.split("|")[1].strip() for r in table[2:]] == ["mipo", "sft-self"]
     md = (run_dir / "compare.md").read_text()
     assert "| mipo | 2 |" in md and "rlaif/seed0" in md
     assert (run_dir / "compare.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -3,12 +3,12 @@ personalization task (the same request under other users' contexts)."""
 import random
 
 from mipo.config import TaskArgs
-from mipo.report.run import gamed
+from mipo.report.format import gamed
 from mipo.tasks import get_task
 
 
 def _metrics(**deltas):
-    return {"paired": {"by_metric": {k: {"mean_difference": v, "ci": [v - 0.1, v + 0.1]} for k, v in deltas.items()}}}
+    return {k: {"mean_difference": v, "ci": [v - 0.1, v + 0.1]} for k, v in deltas.items()}
 
 
 def test_mi_up_while_the_user_gets_less_is_flagged():

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .format import LABELS, cell, fmt, md_row
+from .format import LABELS, cell, fmt, gamed, md_row, row_order
 from .plot import BASE_COLOR, MODEL_COLOR, bars
 
 
@@ -25,6 +25,7 @@ def render(result: dict, failures: dict, timings: dict) -> str:
         r = entry["metrics"].get(pm, {})
         cells.append(cell(r.get("delta"), r.get("delta_ci")) if "delta" in r else "—")
         out.append(md_row(cells))
+    out += deltas(result, keys)
     out.append(f"\nPer seed, {LABELS.get(pm, pm)}:\n")
     for m in order:
         entry = result["methods"][m]
@@ -36,6 +37,30 @@ def render(result: dict, failures: dict, timings: dict) -> str:
     if timings:
         out.append("\nWall time (s): " + ", ".join(f"{k} {v:.0f}" for k, v in timings.items()))
     return "\n".join(out) + "\n\n![compare](compare.png)\n"
+
+
+def deltas(result: dict, keys: list[str]) -> list[str]:
+    """Every method's paired difference to the base model on every per-item metric, the user-facing measures
+    beside the MI ones, and the methods whose MI rose while the user got less (the same check as `mipo report`)."""
+    keys = [k for k in row_order(keys, result["primary_metric"])
+            if any("delta" in e["metrics"].get(k, {}) for e in result["methods"].values())]
+    if not keys:
+        return []
+    out = ["\nPaired difference to `prompting` (the base model) on each item's seed-averaged value [95% CI]:\n",
+           md_row(["method"] + [f"Δ {LABELS.get(k, k)}" for k in keys]), "|" + "---|" * (len(keys) + 1)]
+    flagged = []
+    for m in result["method_order"]:
+        ms = result["methods"][m]["metrics"]
+        if not any("delta" in ms.get(k, {}) for k in keys):
+            continue
+        out.append(md_row([m] + [cell(ms[k]["delta"], ms[k]["delta_ci"]) if "delta" in ms.get(k, {}) else "—"
+                                 for k in keys]))
+        flags = gamed({k: {"mean_difference": ms[k]["delta"], "ci": ms[k]["delta_ci"]} for k in keys if "delta" in ms[k]})
+        if flags:
+            flagged.append(f"- **{m}**: {flags[0]} " + "; ".join(flags[1:]))
+    if flagged:
+        out += ["\n**Check: an MI measure rose while the user got less**\n"] + flagged
+    return out
 
 
 def plot(result: dict, path: Path) -> None:

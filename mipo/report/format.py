@@ -53,3 +53,22 @@ def row_order(keys, primary: str) -> list[str]:
 
 def md_row(cells) -> str:
     return "| " + " | ".join(str(c).replace("|", "\\|") for c in cells) + " |"
+
+
+def gamed(by: dict) -> list[str]:
+    """The measures that got worse for the user while an MI measure rose, from paired differences
+    {metric: {"mean_difference", "ci"}}; [] unless at least one of them got worse with its CI excluding 0 (a flag
+    on noise would teach readers to ignore it). CIs beside each."""
+    rose = [k for k in ("cond_mi", "cond_mi_per_token", "infonce_mi") if (by.get(k, {}).get("mean_difference") or 0) > 0]
+    if not rose:
+        return []
+    worse = []
+    for k, sign in BETTER.items():
+        d = by.get(k, {})
+        if d.get("mean_difference") is not None and d["mean_difference"] * sign < 0:
+            ci = d.get("ci")
+            sure = " (CI excludes 0)" if ci and (ci[0] > 0 or ci[1] < 0) else ""
+            worse.append(f"{LABELS.get(k, k)}: Δ {fmt(d['mean_difference'])} {fmt_ci(ci)}{sure}")
+    if not any(w.endswith("(CI excludes 0)") for w in worse):
+        return []
+    return [f"{', '.join(LABELS.get(k, k) for k in rose)} rose, while:"] + worse

@@ -12,7 +12,7 @@ from pathlib import Path
 import yaml
 
 from ..io import read_jsonl, write_text
-from .format import BETTER, LABELS, fmt, fmt_ci, md_row, row_order
+from .format import LABELS, fmt, fmt_ci, gamed, md_row, row_order
 from .plot import bars, curves
 
 N_EXAMPLES = 4
@@ -40,25 +40,6 @@ def table_rows(metrics: dict) -> list[tuple[str, ...]]:
     return rows
 
 
-def gamed(metrics: dict) -> list[str]:
-    """The measures that got worse for the user while an MI measure rose; [] unless at least one of them got worse
-    with its paired CI excluding 0 (a flag on noise would teach readers to ignore it). CIs beside each."""
-    by = metrics.get("paired", {}).get("by_metric", {})
-    rose = [k for k in ("cond_mi", "cond_mi_per_token", "infonce_mi") if (by.get(k, {}).get("mean_difference") or 0) > 0]
-    if not rose:
-        return []
-    worse = []
-    for k, sign in BETTER.items():
-        d = by.get(k, {})
-        if d.get("mean_difference") is not None and d["mean_difference"] * sign < 0:
-            ci = d.get("ci")
-            sure = " (CI excludes 0)" if ci and (ci[0] > 0 or ci[1] < 0) else ""
-            worse.append(f"{LABELS.get(k, k)}: Δ {fmt(d['mean_difference'])} {fmt_ci(ci)}{sure}")
-    if not any(w.endswith("(CI excludes 0)") for w in worse):
-        return []
-    return [f"{', '.join(LABELS.get(k, k) for k in rose)} rose, while:"] + worse
-
-
 def examples(run_dir: Path, n: int = N_EXAMPLES) -> str:
     """The first n held-out items (evaluation order) on which base and trained answer differently, side by side."""
     path = run_dir / "eval" / "responses.jsonl"
@@ -82,7 +63,7 @@ def render_markdown(metrics: dict, config: dict, timings: dict, run_dir: Path | 
     out.write(f"Held-out items: {metrics.get('items', metrics['n_items'])}. " + (
         "The base model alone (evaluate.base_only).\n\n" if base_only else
         "Base = the model before training; trained = after training on its own samples.\n\n"))
-    flags = gamed(metrics)
+    flags = gamed(metrics.get("paired", {}).get("by_metric", {}))
     if flags:
         out.write(f"**Check: an MI measure rose while the user got less** — {flags[0]} " + "; ".join(flags[1:]) + "\n\n")
     header = table_header(metrics)
