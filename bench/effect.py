@@ -22,7 +22,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 COLUMNS = [("violation", "violations ↓"), ("cue", "tailored cues ↑"), ("broken", "broken ↓"),
-           ("fluency", "fluency, nats/token ↑"), ("words", "words"), ("cond_mi_per_token", "cond. MI/token ↑")]
+           ("fluency", "fluency, nats/token ↑"), ("words", "words"), ("parrot", "context repeated"),
+           ("cond_mi_per_token", "cond. MI/token ↑")]
 
 
 def run_point(recipe: str, root: Path, spec: str) -> Path:
@@ -40,16 +41,22 @@ def run_point(recipe: str, root: Path, spec: str) -> Path:
     return root / name
 
 
-def cell(by_metric: dict, k: str) -> str:
-    d = by_metric.get(k)
-    if not d or d["mean_difference"] is None:
+def cell(rows: list[dict], k: str) -> str:
+    """trained − base on metric k over the items, with its paired 95% CI computed now from the per-item values
+    (Newcombe for 0/1 metrics, else the seeded bootstrap), so points evaluated by older code read the same way."""
+    from mipo.evaluation.aggregate import paired
+
+    d, ci = paired([r["trained_metrics"].get(k) for r in rows], [r["base_metrics"].get(k) for r in rows], 1000, 0)
+    if d is None:
         return "n/a"
-    ci = d["ci"]
-    return f"{d['mean_difference']:+.3f} [{ci[0]:+.3f}, {ci[1]:+.3f}]" if ci else f"{d['mean_difference']:+.3f}"
+    return f"{d:+.3f} [{ci[0]:+.3f}, {ci[1]:+.3f}]" if ci else f"{d:+.3f}"
 
 
 def table(root: Path) -> str:
-    head = ["point", "steps", "final loss", "reward margin", "identical to base"] + [f"Δ {t}" for _, t in COLUMNS]
+    from mipo.behaviour import distinct_n
+
+    head = (["point", "steps", "final loss", "reward margin", "identical to base"] + [f"Δ {t}" for _, t in COLUMNS]
+            + ["distinct-2 base → trained"])
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     base_row = None
     for d in sorted(p for p in root.iterdir() if (p / "metrics.json").exists()):
@@ -58,10 +65,10 @@ def table(root: Path) -> str:
         s = json.loads((d / "train" / "train_summary.json").read_text())
         margins = [h["rewards/margins"] for h in s["log_history"] if "rewards/margins" in h]
         same = sum(r["base"] == r["trained"] for r in rows)
-        by = m["paired"]["by_metric"]
+        d2 = [distinct_n([r[name] for r in rows], 2) for name in ("base", "trained")]
         lines.append("| " + " | ".join([d.name, str(s["steps"]), f"{s['final_loss']:.3f}",
                                          f"{margins[-1]:.3f}" if margins else "n/a", f"{same}/{len(rows)}"]
-                                        + [cell(by, k) for k, _ in COLUMNS]) + " |")
+                                        + [cell(rows, k) for k, _ in COLUMNS] + [f"{d2[0]:.2f} → {d2[1]:.2f}"]) + " |")
         base_row = base_row or m["models"]["base"]
     if base_row:
         lines.append("\nbase model: " + ", ".join(f"{t} {base_row[k]:.3f}" for k, t in COLUMNS if base_row.get(k) is not None))
