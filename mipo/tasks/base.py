@@ -35,6 +35,7 @@ class Task:
 
     def __init__(self, args: TaskArgs | None = None):
         self.args = args or TaskArgs(name=self.name)
+        self.drawn: dict[str, str] = {}  # split -> which of its items `load` took, for the reports
 
     # -- data -------------------------------------------------------------------------------------------
     def parse(self, row: dict, where: str) -> Item:
@@ -46,13 +47,7 @@ class Task:
         for where, row in self.rows(args, split):
             items.append(self.parse(row, where))
             items[-1].where = where
-        n_rows = len(items)
-        items = self.subset(items, args, split)
-        self.drawn = {**getattr(self, "drawn", {}), split: (
-            f"all {n_rows} items of split '{split}'" if len(items) == n_rows else
-            f"{len(items)} of {n_rows} items of split '{split}', " + (
-                f"a random draw (task.eval_seed {args.eval_seed})" if split != args.train_split
-                and args.eval_draw == "random" else "the first in file order"))}
+        items, self.drawn[split] = self.subset(items, args, split)
         if not items:
             why = ("; a single file whose rows have no 'split' field is cut 70/30 in file order, so it needs at least "
                    "2 rows (or give each row a 'split' field)") if args.data and Path(args.data).is_file() else ""
@@ -65,16 +60,19 @@ class Task:
         return items
 
     @staticmethod
-    def subset(items: list[Item], args: TaskArgs, split: str) -> list[Item]:
-        """`n_train` first items of the train split; `n_eval` items of the eval split drawn as `eval_draw` says."""
+    def subset(items: list[Item], args: TaskArgs, split: str) -> tuple[list[Item], str]:
+        """The first `n_train` items of the train split; `n_eval` items of the eval split drawn as `eval_draw` says.
+        Returns them and what was taken, in words."""
         limit = args.n_train if split == args.train_split else args.n_eval
         if limit is None or limit >= len(items):
-            return items
+            return items, f"all {len(items)} items of split '{split}'"
+        taken = f"{limit} of {len(items)} items of split '{split}'"
         if split != args.train_split and args.eval_draw == "random":
             import numpy as np
 
-            return [items[i] for i in np.random.RandomState(args.eval_seed).permutation(len(items))[:limit]]
-        return items[:limit]
+            order = np.random.RandomState(args.eval_seed).permutation(len(items))[:limit]
+            return [items[i] for i in order], f"{taken}, a random draw (task.eval_seed {args.eval_seed})"
+        return items[:limit], f"{taken}, the first in file order"
 
     def rows(self, args: TaskArgs, split: str) -> Iterator[tuple[str, dict]]:
         """Rows of a split, each with where it came from (`file:line`, `file:row N`) for error messages.
