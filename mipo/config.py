@@ -42,6 +42,12 @@ class TaskArgs:
     eval_seed: int = 42
     negative: str | None = None  # None = the task's default strategy
     fewshot: int = 0  # math: number of fixed CoT exemplars as user/assistant turns (paper: 8; 0 keeps CPU demos fast)
+    # math and multiple choice: mipo = system line + exemplars as turns / one instruction, the dataset's labels;
+    # paper = the authors' eval scripts word for word (one user turn; MCQ choices relabelled "A: ...")
+    prompt_style: str = "mipo"
+    # math and multiple choice: mipo = the last "####" (else the last number) / the last "the answer is";
+    # paper = the authors' rule: the first "####" then the first number / the first "the answer is" then [ABCD]
+    extraction: str = "mipo"
     # generic task: column names of the prompt set
     prompt_field: str = "prompt"
     context_field: str | None = None  # optional user context; rows where it is empty have none
@@ -182,6 +188,7 @@ LIMITS = {
     "seed": _at_least(0), "model.dtype": _one_of("auto", "float32", "bfloat16", "float16"),
     "task.n_train": _at_least(1), "task.n_eval": _at_least(1), "task.fewshot": _in(0, 8),
     "task.eval_draw": _one_of("random", "first"), "task.eval_seed": _at_least(0),
+    "task.prompt_style": _one_of("mipo", "paper"), "task.extraction": _one_of("mipo", "paper"),
     "generate.temperature": _at_least(0), "generate.top_p": _in(0, 1, lo_open=True),
     "generate.max_new_tokens": _at_least(1), "generate.samples_per_prompt": _at_least(1),
     "generate.batch_size": _at_least(1), "generate.engine": _one_of("hf", "openai", "vllm"),

@@ -11,6 +11,12 @@ from .base import Item, Messages, Task, register, row_id
 INSTRUCTION = ('Answer the multiple choice question. You may reason briefly first; end your response with '
                '"The answer is: X", where X is the label of the correct choice.')
 MARKER = "the answer is"
+# The authors' prompt (eval_scripts/arc.py): the instruction before and after the question, choices "A: ...".
+PAPER_BEFORE = ("You are a helpful assistant. The following is a multiple choice question with answer choices. Your "
+                'response should show clear and concise reasoning, and you should end with "The answer is: <X>", '
+                "where X is the correct letter choice.\n\n")
+PAPER_AFTER = '\n\nYour response should end with "The answer is: <X>", where X is the correct letter choice.'
+LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 
 
 def extract_choice(text: str, labels: list[str]) -> str | None:
@@ -27,6 +33,25 @@ def extract_choice(text: str, labels: list[str]) -> str | None:
     return m.group(1) if m else None
 
 
+def extract_choice_paper(text: str) -> str | None:
+    """The authors' rule: the first standalone A, B, C or D after the FIRST "the answer is"; None if none."""
+    parts = re.split(r"(?i)the answer is", text, maxsplit=1)
+    m = re.search(r"\b([ABCD])\b", parts[1]) if len(parts) > 1 else None
+    return m.group(1) if m else None
+
+
+def paper_question(question: str, texts: list[str]) -> str:
+    return PAPER_BEFORE + question + "\n\n" + "\n".join(f"{LETTERS[i]}: {t}" for i, t in enumerate(texts)) + PAPER_AFTER
+
+
+def relabel(labels: list[str], answer: str, style: str) -> tuple[list[str], str]:
+    """paper: the choices relabelled A, B, ... in order (ARC rows labelled 1-4 too), the gold key with them."""
+    if style != "paper":
+        return labels, answer
+    letters = list(LETTERS[:len(labels)])
+    return letters, letters[labels.index(answer)]
+
+
 def format_question(question: str, labels: list[str], texts: list[str]) -> str:
     return question.strip() + "\n\n" + "\n".join(f"{label}. {t}" for label, t in zip(labels, texts))
 
@@ -37,12 +62,20 @@ class ChoiceTask(Task):
     primary_metric = "accuracy"
 
     def messages(self, item: Item, with_context: bool = True) -> Messages:
+        if self.args.prompt_style == "paper":
+            return [{"role": "user", "content": paper_question(item.meta["question"], item.meta["texts"])}]
         return [{"role": "user", "content": f"{INSTRUCTION}\n\n{item.prompt}"}]
+
+    def item(self, id_: str, question: str, labels: list[str], texts: list[str], answer: str, **meta) -> Item:
+        labels, answer = relabel(labels, answer, self.args.prompt_style)
+        return Item(id=id_, prompt=format_question(question, labels, texts), answer=answer,
+                    meta={"labels": labels, "question": question, "texts": texts, **meta})
 
     def score(self, items, responses, base_scorer):
         out = []
         for it, resp in zip(items, responses):
-            pred = extract_choice(resp, it.meta["labels"])
+            pred = (extract_choice_paper(resp) if self.args.extraction == "paper"
+                    else extract_choice(resp, it.meta["labels"]))
             # An answer that cannot be parsed is wrong (and counted in `parsed`), never dropped.
             out.append({"accuracy": float(pred == it.answer), "parsed": float(pred is not None), "_prediction": pred})
         return out
@@ -62,8 +95,7 @@ class ARC(ChoiceTask):
         key = require_text(row, "answerKey", where).strip()
         if key not in labels:  # some ARC rows use digits 1-4 for both key and labels; they must agree
             raise MipoError(f"{where}: field 'answerKey' is '{key}', not one of the labels {labels}")
-        return Item(id=require_text(row, "id", where), prompt=format_question(question, labels, texts), answer=key,
-                    meta={"labels": labels})
+        return self.item(require_text(row, "id", where), question, labels, texts, key)
 
 
 @register
@@ -91,8 +123,8 @@ class MMLU(ChoiceTask):
             answer = int(answer)
         if not isinstance(answer, int) or isinstance(answer, bool) or not 0 <= answer < len(choices):
             raise MipoError(f"{where}: field 'answer' must be an index 0-{len(choices) - 1}, got {answer!r}")
-        return Item(id=row_id(row, where), prompt=format_question(question, labels, [str(c) for c in choices]),
-                    answer=labels[answer], meta={"labels": labels, "subject": str(row.get("subject") or "unknown")})
+        return self.item(row_id(row, where), question, labels, [str(c) for c in choices], labels[answer],
+                         subject=str(row.get("subject") or "unknown"))
 
     def summarize(self, items, per_item):
         # micro accuracy = the per-item mean (the `accuracy` row); macro = mean of per-subject accuracies

@@ -42,6 +42,21 @@ FEWSHOT = [
 ]
 _NUM = r"-?\d[\d,]*(?:\.\d+)?"
 
+# The authors' prompt (eval_scripts/gsm.py and svamp.py, `dataset()`): one user turn, the instruction, the same
+# 8 exemplars as "Example i:" blocks whose answers end "So the answer is N." then "#### N", and "New question:".
+PAPER_INSTRUCTION = ("You are a helpful math assistant. Solve the following problem step-by-step and give the final "
+                     "answer after ####.")
+
+
+def paper_example(i: int, question: str, answer: str) -> str:
+    reasoning, short = answer.rsplit("\n#### ", 1)
+    return f"Example {i + 1}:\nQuestion: {question}\nAnswer: {reasoning} So the answer is {short}.\n#### {short}"
+
+
+def paper_prompt(question: str, k: int = 8) -> str:
+    shots = [paper_example(i, q, a) for i, (q, a) in enumerate(FEWSHOT[:k])]
+    return "\n\n".join([PAPER_INSTRUCTION, *shots, f"New question: {question}"]).strip()
+
 
 def extract_answer(text: str) -> str | None:
     """The number after the last `####`, else the last number in the text; None if there is none."""
@@ -52,6 +67,13 @@ def extract_answer(text: str) -> str | None:
             return _norm(m.group())
     nums = re.findall(_NUM, text)
     return _norm(nums[-1]) if nums else None
+
+
+def extract_answer_paper(text: str) -> str | None:
+    """The authors' rule: the first number (unsigned, no commas) after the FIRST "####"; None if there is none."""
+    parts = text.split("####")
+    m = re.search(r"\d+\.?\d*", parts[1]) if len(parts) > 1 else None
+    return _norm(m.group()) if m else None
 
 
 def _norm(num: str) -> str:
@@ -72,13 +94,18 @@ class MathTask(Task):
         k = self.args.fewshot
         if not 0 <= k <= len(FEWSHOT):
             raise MipoError(f"task.fewshot: must be between 0 and {len(FEWSHOT)}, got {k}")
+        if self.args.prompt_style == "paper":
+            return [{"role": "user", "content": paper_prompt(item.prompt, k)}]
         shots = [m for q, a in FEWSHOT[:k] for m in ({"role": "user", "content": q}, {"role": "assistant", "content": a})]
         return [{"role": "system", "content": SYSTEM}, *shots, {"role": "user", "content": item.prompt}]
+
+    def extract(self, text: str) -> str | None:
+        return (extract_answer_paper if self.args.extraction == "paper" else extract_answer)(text)
 
     def score(self, items, responses, base_scorer):
         out = []
         for it, resp in zip(items, responses):
-            pred = extract_answer(resp)
+            pred = self.extract(resp)
             out.append({"accuracy": float(pred is not None and pred == it.answer), "parsed": float(pred is not None),
                         "_prediction": pred})
         return out
@@ -93,7 +120,7 @@ class GSM8K(MathTask):
         question, solution = require_text(row, "question", where), require_text(row, "answer", where)
         if "####" not in solution:
             raise MipoError(f"{where}: field 'answer' has no '#### <number>' final answer")
-        answer = extract_answer(solution)
+        answer = self.extract(solution)  # paper: the gold read by the authors' rule too, as their preprocessing did
         if answer is None:
             raise MipoError(f"{where}: field 'answer' has no number after '####'")
         return Item(id=row_id(row, where), prompt=question, answer=answer)

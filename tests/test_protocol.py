@@ -1,0 +1,198 @@
+"""Golden tests of the paper protocol (issue 15): the prompts the authors' eval scripts build, rebuilt here with
+their own code (eval_scripts/gsm.py, svamp.py, arc.py in contrastive_finetune-main.zip, commit 59d1b5e of
+nam630/mutual_information_preference_optimization), their answer rules, and their sampled item sets. A change to
+any of them shows here."""
+import string
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from mipo.config import Config, TaskArgs, apply_overrides, check_limits
+from mipo.io import MipoError
+from mipo.tasks import get_task
+from mipo.tasks.base import Item, Task, read_rows
+from mipo.tasks.choice import extract_choice, extract_choice_paper
+from mipo.tasks.math import extract_answer, extract_answer_paper
+
+from .conftest import FIXTURES
+
+# eval_scripts/gsm.py, verbatim (svamp.py holds the same list)
+FEWSHOT_SOURCES = [
+    {"question": "There are 15 trees in the grove. Grove workers will plant trees in the grove today. After they are done, there will be 21 trees. How many trees did the grove workers plant today?",
+     "answer": "There are 15 trees originally. Then there were 21 trees after some more were planted. So there must have been 21 - 15 = 6. So the answer is 6.",
+     "short_answer": "6"},
+    {"question": "If there are 3 cars in the parking lot and 2 more cars arrive, how many cars are in the parking lot?",
+     "answer": "There are originally 3 cars. 2 more cars arrive. 3 + 2 = 5. So the answer is 5.",
+     "short_answer": "5"},
+    {"question": "Leah had 32 chocolates and her sister had 42. If they ate 35, how many pieces do they have left in total?",
+     "answer": "Originally, Leah had 32 chocolates. Her sister had 42. So in total they had 32 + 42 = 74. After eating 35, they had 74 - 35 = 39. So the answer is 39.",
+     "short_answer": "39"},
+    {"question": "Jason had 20 lollipops. He gave Denny some lollipops. Now Jason has 12 lollipops. How many lollipops did Jason give to Denny?",
+     "answer": "Jason started with 20 lollipops. Then he had 12 after giving some to Denny. So he gave Denny 20 - 12 = 8. So the answer is 8.",
+     "short_answer": "8"},
+    {"question": "Shawn has five toys. For Christmas, he got two toys each from his mom and dad. How many toys does he have now?",
+     "answer": "Shawn started with 5 toys. If he got 2 toys each from his mom and dad, then that is 4 more toys. 5 + 4 = 9. So the answer is 9.",
+     "short_answer": "9"},
+    {"question": "There were nine computers in the server room. Five more computers were installed each day, from monday to thursday. How many computers are now in the server room?",
+     "answer": "There were originally 9 computers. For each of 4 days, 5 more computers were added. So 5 * 4 = 20 computers were added. 9 + 20 is 29. So the answer is 29.",
+     "short_answer": "29"},
+    {"question": "Michael had 58 golf balls. On tuesday, he lost 23 golf balls. On wednesday, he lost 2 more. How many golf balls did he have at the end of wednesday?",
+     "answer": "Michael started with 58 golf balls. After losing 23 on tuesday, he had 58 - 23 = 35. After losing 2 more, he had 35 - 2 = 33 golf balls. So the answer is 33.",
+     "short_answer": "33"},
+    {"question": "Olivia has $23. She bought five bagels for $3 each. How much money does she have left?",
+     "answer": "Olivia had 23 dollars. 5 bagels for 3 dollars each will be 5 x 3 = 15 dollars. So she has 23 - 15 dollars left. 23 - 15 is 8. So the answer is 8.",
+     "short_answer": "8"},
+]
+
+
+def authors_math_prompt(question: str) -> str:
+    """gsm.py `dataset()` + `evaluate()`: PROMPT + "\\n\\nNew question: " + question, stripped."""
+    examples = [f"Example {i+1}:\n" + f"Question: {x['question']}\nAnswer: {x['answer']}\n#### {x['short_answer']}" for i, x in enumerate(FEWSHOT_SOURCES)]
+    examples = "\n\n".join(examples)
+    PROMPT = "You are a helpful math assistant. Solve the following problem step-by-step and give the final answer after ####.\n\n" + examples
+    return (PROMPT + "\n\nNew question: " + question).strip()
+
+
+def authors_arc_prompt(question: str, choices: list[str]) -> str:
+    """arc.py `evaluate()`, verbatim."""
+    labels = string.ascii_uppercase
+    prompt = "You are a helpful assistant. The following is a multiple choice question with answer choices. Your response should show clear and concise reasoning, and you should end with "f'"The answer is: <X>", where X is the correct letter choice.\n\n'
+    prompt += question + "\n\n" + "\n".join(
+                f"{labels[i]}: {choice}" for i, choice in enumerate(choices)
+                )
+    prompt += '\n\nYour response should end with 'f'"The answer is: <X>", where X is the correct letter choice.'
+    return prompt
+
+
+def load(task: str, data: str, **kw) -> tuple[Task, list[Item]]:
+    args = TaskArgs(name=task, data=str(FIXTURES / data), **kw)
+    t = get_task(task, args)
+    return t, [t.parse(r, where) for where, r in read_rows(FIXTURES / data)]  # every row of the fixture file
+
+
+@pytest.mark.parametrize("task,data", [("gsm8k", "gsm8k.jsonl"), ("svamp", "svamp.jsonl")])
+def test_math_paper_prompt_is_the_authors(task, data):
+    t, items = load(task, data, prompt_style="paper", fewshot=8)
+    assert t.messages(items[0]) == [{"role": "user", "content": authors_math_prompt(items[0].prompt)}]
+
+
+def test_math_prompts_pinned():
+    t, items = load("gsm8k", "gsm8k.jsonl", prompt_style="paper", fewshot=1)
+    assert t.messages(items[0])[0]["content"] == (
+        "You are a helpful math assistant. Solve the following problem step-by-step and give the final answer after "
+        "####.\n\nExample 1:\nQuestion: There are 15 trees in the grove. Grove workers will plant trees in the grove "
+        "today. After they are done, there will be 21 trees. How many trees did the grove workers plant today?\n"
+        "Answer: There are 15 trees originally. Then there were 21 trees after some more were planted. So there must "
+        "have been 21 - 15 = 6. So the answer is 6.\n#### 6\n\nNew question: Mia buys 3 packs of pencils with 4 "
+        "pencils in each pack. She gives 5 pencils to her brother. How many pencils does Mia have left?")
+    t, items = load("svamp", "svamp.jsonl", fewshot=0)  # mipo's own style, the default
+    assert t.messages(items[0]) == [
+        {"role": "system", "content": "Solve the math problem step by step. Give the final answer as a number after '####'."},
+        {"role": "user", "content": "Jack had 8 marbles. His friend gave him 5 more marbles. How many marbles does Jack have now?"}]
+
+
+def test_choice_paper_prompt_is_the_authors_and_relabels():
+    t, items = load("arc_challenge", "arc.jsonl", prompt_style="paper")
+    for it in items:
+        assert t.messages(it) == [{"role": "user", "content": authors_arc_prompt(it.meta["question"], it.meta["texts"])}]
+        assert it.meta["labels"] == list(string.ascii_uppercase[:len(it.meta["texts"])])
+    _, mipo_items = load("arc_challenge", "arc.jsonl")
+    digits = [(m, p) for m, p in zip(mipo_items, items) if m.meta["labels"][0] == "1"]
+    assert digits  # the fixture's rows labelled 1-4: the gold key follows the relabelling
+    for m, p in digits:
+        assert p.answer == "ABCD"[m.meta["labels"].index(m.answer)]
+    assert t.messages(items[0])[0]["content"] == (
+        'You are a helpful assistant. The following is a multiple choice question with answer choices. Your response '
+        'should show clear and concise reasoning, and you should end with "The answer is: <X>", where X is the correct '
+        'letter choice.\n\nAn astronomer observes that a planet rotates faster after a meteorite impact. Which is the '
+        'most likely effect of this increase in rotation?\n\nA: Planetary density will decrease.\nB: Planetary years '
+        'will become longer.\nC: Planetary days will become shorter.\nD: Planetary gravity will become stronger.\n\n'
+        'Your response should end with "The answer is: <X>", where X is the correct letter choice.')
+
+
+def test_choice_mipo_prompt_pinned():
+    t, items = load("mmlu", "mmlu.jsonl")
+    assert t.messages(items[0])[0]["content"] == (
+        'Answer the multiple choice question. You may reason briefly first; end your response with "The answer is: '
+        'X", where X is the label of the correct choice.\n\nFind all c in Z_3 such that Z_3[x]/(x^2 + c) is a field.'
+        '\n\nA. 0\nB. 1\nC. 2\nD. 3')
+
+
+def authors_math_rule(response: str):
+    """gsm.py `evaluate()`: the first "####", then the first number, as a float; else the fallback (None here)."""
+    try:
+        return float(__import__("re").search(r"\d+\.?\d*", response.split("####")[1]).group())
+    except Exception:
+        return None
+
+
+@pytest.mark.parametrize("text", [
+    "So 3 + 4 = 7.\n#### 7\n#### 9", "#### -12 dollars", "#### 1,250", "The total is 18.\n#### 18.0",
+    "Step 1: 4 apples. Step 2: 12 apples.", "#### $3.50 then 7", "no number at all ####"])
+def test_math_paper_extraction_is_the_authors(text):
+    got = extract_answer_paper(text)
+    want = authors_math_rule(text)
+    assert (None if got is None else float(got)) == want
+
+
+def test_math_rules_differ_where_the_issue_says():
+    text = "#### 12\nChecking: 3 * 4 = 12, plus 1 is 13.\n#### 13"
+    assert (extract_answer(text), extract_answer_paper(text)) == ("13", "12")  # last vs first "####"
+    assert (extract_answer("#### 1,250"), extract_answer_paper("#### 1,250")) == ("1250", "1")
+    assert (extract_answer("it is 5 then 6"), extract_answer_paper("it is 5 then 6")) == ("6", None)
+
+
+def authors_choice_rule(response: str):
+    """arc.py: split once on (?i)"the answer is", the first \\b[ABCD]\\b after it (pandas str.extract)."""
+    s = pd.Series([response]).astype(str).str.split(r"(?i)the answer is", n=1, expand=True)
+    if s.shape[1] < 2 or s[1].isna()[0]:
+        return None
+    got = s[1].str.extract(r"\b([ABCD])\b", expand=False).str.upper()[0]
+    return None if pd.isna(got) else got
+
+
+@pytest.mark.parametrize("text", [
+    "The answer is: B. Wait, the answer is C.", "the answer is (d)", "THE ANSWER IS: A", "I think C",
+    "The answer is: E", "The answer is: Both A and B", "The answer is: <X>, here C"])
+def test_choice_paper_extraction_is_the_authors(text):
+    assert extract_choice_paper(text) == authors_choice_rule(text)
+
+
+def test_choice_rules_differ_where_the_issue_says():
+    text = "The answer is: B. Wait, the answer is C."
+    assert (extract_choice(text, list("ABCD")), extract_choice_paper(text)) == ("C", "B")
+
+
+def test_paper_scoring_uses_the_paper_rules():
+    t, items = load("gsm8k", "gsm8k.jsonl", extraction="paper")
+    gold = items[0].answer  # "7"
+    rows = t.score(items[:1], [f"#### {gold}\nor maybe\n#### 99"], None)
+    assert rows[0]["accuracy"] == 1.0 and rows[0]["_prediction"] == gold
+    t, items = load("arc_challenge", "arc.jsonl", prompt_style="paper", extraction="paper")
+    rows = t.score(items, [f"The answer is: {it.answer}. No, the answer is Z." for it in items], None)
+    assert [r["accuracy"] for r in rows] == [float(it.answer in "ABCD") for it in items]  # E is never read, as theirs
+
+
+# The authors' draws: gsm.py `f.sample(n=200, random_state=42)` of the 1319 GSM8K test rows; arc.py
+# `test_df.sample(n=500, random_state=42)` of the 1172 ARC-Challenge test rows.
+DRAWS = {(1319, 200): [677, 1046, 610, 49, 1284, 486, 548, 939, 78, 506],
+         (1172, 500): [626, 220, 678, 930, 174, 1009, 723, 830, 58, 240]}
+
+
+@pytest.mark.parametrize("n_rows,n", sorted(DRAWS))
+def test_eval_draw_is_pandas_sample(n_rows, n):
+    items = [Item(id=str(i), prompt=str(i)) for i in range(n_rows)]
+    got = [int(it.id) for it in Task.subset(items, TaskArgs(n_eval=n, eval_draw="random", eval_seed=42), "test")]
+    want = pd.DataFrame({"x": range(n_rows)}).sample(n=n, random_state=42, replace=False).index.tolist()
+    assert got == want and got[:10] == DRAWS[(n_rows, n)] and len(set(got)) == n
+    first = [int(it.id) for it in Task.subset(items, TaskArgs(n_eval=n, eval_draw="first"), "test")]
+    assert first == list(range(n))  # PRISM: the authors' `f.iloc[:200]`
+    assert np.array_equal(np.random.RandomState(42).permutation(n_rows)[:n], want)
+
+
+@pytest.mark.parametrize("key,value", [("prompt_style", "authors"), ("extraction", "strict")])
+def test_bad_protocol_values_refused(key, value):
+    cfg = apply_overrides(Config(), {f"task.{key}": value}, "test")
+    with pytest.raises(MipoError, match=f"task.{key}: must be one of mipo, paper"):
+        check_limits(cfg)
