@@ -100,6 +100,10 @@ class TrainArgs:
     batch_size: int = 4  # pairs per device step (the paper: 4)
     grad_accum: int = 1  # steps accumulated per optimizer update
     max_length: int = 1024  # tokens of prompt + response kept per sequence
+    adam_beta2: float = 0.999  # AdamW's second-moment decay (the authors: 0.95; beta1 0.9, weight decay 0 as TRL's)
+    lr_scheduler: str = "linear"  # linear (to 0, TRL's default) | cosine_with_min_lr (cosine to min_lr_ratio x lr)
+    min_lr_ratio: float = 0.1  # cosine_with_min_lr: the floor as a share of learning_rate (the authors: 0.1)
+    warmup_ratio: float = 0.0  # share of the optimizer steps spent warming up linearly from 0 (the authors: 0.03)
     merge: bool = False  # also write a merged full model (LoRA only)
     save_steps: int = 50  # checkpoint every n steps; a killed `mipo train` resumes from the last one
     rounds: int = 2  # mipo-iterative: round r samples from and is referenced to the round r-1 model
@@ -202,6 +206,8 @@ LIMITS = {
     "train.epochs": _at_least(0, strict=True), "train.batch_size": _at_least(1), "train.grad_accum": _at_least(1),
     "train.max_length": _at_least(2), "train.save_steps": _at_least(1), "train.rounds": _at_least(1),
     "train.grpo_generations": _at_least(2), "train.max_echo": _in(0, 1),
+    "train.adam_beta2": _in(0, 1), "train.lr_scheduler": _one_of("linear", "cosine_with_min_lr"),
+    "train.min_lr_ratio": _in(0, 1), "train.warmup_ratio": _in(0, 0.99),
     "evaluate.temperature": _at_least(0), "evaluate.top_p": _in(0, 1, lo_open=True),
     "evaluate.max_new_tokens": _at_least(1), "evaluate.batch_size": _at_least(1), "evaluate.bootstrap": _at_least(0),
     "evaluate.mi_negatives": _at_least(0), "evaluate.judge": _one_of("none", "local", "openai"),

@@ -196,3 +196,33 @@ def test_bad_protocol_values_refused(key, value):
     cfg = apply_overrides(Config(), {f"task.{key}": value}, "test")
     with pytest.raises(MipoError, match=f"task.{key}: must be one of mipo, paper"):
         check_limits(cfg)
+
+
+def test_authors_optimizer_through_trl(tiny_model_dir, tmp_path):
+    """openrlhf/cli/train_dpo.py: AdamW betas (0.9, 0.95), weight decay 0; cosine_with_min_lr to 0.1 x lr after
+    ceil(0.03 x steps) warm-up steps; grad clip 1.0. Built by the real DPOTrainer on the tiny model."""
+    import math
+
+    from mipo import ModelArgs, models
+    from mipo.train import make_dpo_trainer, pairs_dataset
+
+    from .test_train import write_pairs
+
+    cfg = apply_overrides(Config(seed=42), {"train": {
+        "lora": False, "learning_rate": 5e-7, "adam_beta2": 0.95, "lr_scheduler": "cosine_with_min_lr",
+        "min_lr_ratio": 0.1, "warmup_ratio": 0.03}}, "test")
+    model, tok = models.load(ModelArgs(name=str(tiny_model_dir)))
+    trainer = make_dpo_trainer(cfg, model, tok, pairs_dataset(write_pairs(tmp_path / "p.jsonl")), str(tmp_path / "o"))
+    steps = 100
+    trainer.create_optimizer_and_scheduler(num_training_steps=steps)
+    group = trainer.optimizer.param_groups[0]
+    assert tuple(group["betas"]) == (0.9, 0.95) and trainer.args.max_grad_norm == 1.0 and trainer.args.seed == 42
+    assert all(g["weight_decay"] == 0.0 for g in trainer.optimizer.param_groups)
+    lrs = []
+    for _ in range(steps):
+        lrs.append(trainer.lr_scheduler.get_last_lr()[0])
+        trainer.optimizer.step()
+        trainer.lr_scheduler.step()
+    warm = math.ceil(steps * 0.03)  # 3 steps, as the authors' num_warmup_steps
+    assert lrs[0] == 0.0 and lrs[warm] == pytest.approx(5e-7) and lrs[warm - 1] < 5e-7
+    assert lrs[-1] == pytest.approx(5e-8, rel=0.01) and min(lrs[warm:]) >= 5e-8 * (1 - 1e-9)
