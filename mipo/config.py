@@ -123,6 +123,7 @@ class EvalArgs:
     base_only: bool = False  # evaluate the base model alone (no run_dir/train needed)
     bootstrap: int = 1000  # resamples for the 95% confidence intervals (0 = none)
     mi_negatives: int = 7  # InfoNCE MI: K other prompts each response is scored against (0 = skip)
+    extract_with_model: bool = False  # math: where the rule finds no number, the evaluated model is asked (authors')
     judge: str = "none"  # none | local (an HF model) | openai (any OpenAI-compatible endpoint)
     judge_model: str | None = None  # local: model name as in model.name; openai: the endpoint's model id
     judge_base_url: str | None = None  # openai: e.g. http://localhost:8000/v1 (None = the client's default)

@@ -29,6 +29,7 @@ def validate(cfg: Config, task, *groups: tuple[list, int]) -> str:
     `groups`: (items, max_new_tokens) pairs. Returns the resolved model path. Prompts that cannot fit the context
     with room for the response are refused.
     """
+    protocol_options(cfg, task)
     path = models.resolve(cfg.model)
     if not Path(path).is_dir():
         models.check_hub(path)
@@ -42,6 +43,17 @@ def validate(cfg: Config, task, *groups: tuple[list, int]) -> str:
                 raise MipoError(f"{it.where}: prompt is {len(ids)} tokens; with max_new_tokens={max_new_tokens} it "
                                 f"exceeds the model's context of {limit} tokens")
     return path
+
+
+def protocol_options(cfg: Config, task) -> None:
+    """The authors' prompts, answer rules and fallback exist for math and multiple choice only: refuse them elsewhere."""
+    k = cfg.task
+    for key, on in (("task.prompt_style", k.prompt_style == "paper"), ("task.extraction", k.extraction == "paper"),
+                    ("evaluate.extract_with_model", cfg.evaluate.extract_with_model)):
+        has = hasattr(task, "extraction_prompts") if key.startswith("evaluate") else task.paper_protocol
+        if on and not has:
+            raise MipoError(f"{key}: task {task.name} has no paper variant (only "
+                            f"{'gsm8k, svamp' if key.startswith('evaluate') else 'gsm8k, svamp, arc_*, mmlu'})")
 
 
 def generate(cfg: Config):

@@ -86,6 +86,8 @@ def recipe(short: str, model: str, task: str) -> tuple[str, dict]:
                   "min_lr_ratio": 0.1, "warmup_ratio": 0.03},
         "evaluate": {"temperature": eval_temp, "top_p": 0.9, "max_new_tokens": eval_tokens, "batch_size": 64},
     }
+    if task in ("gsm8k", "svamp"):  # the authors' fallback: the evaluated model reads what "####" did not give
+        cfg["evaluate"]["extract_with_model"] = True
     extra = ""
     if task in JUDGED:
         # The paper judged with Qwen2.5-14B-Instruct (and Llama-3-8B-Instruct): served here by any

@@ -226,3 +226,56 @@ def test_authors_optimizer_through_trl(tiny_model_dir, tmp_path):
     warm = math.ceil(steps * 0.03)  # 3 steps, as the authors' num_warmup_steps
     assert lrs[0] == 0.0 and lrs[warm] == pytest.approx(5e-7) and lrs[warm - 1] < 5e-7
     assert lrs[-1] == pytest.approx(5e-8, rel=0.01) and min(lrs[warm:]) >= 5e-8 * (1 - 1e-9)
+
+
+def test_model_extraction_fallback_through_the_engine(tiny):
+    """evaluate.extract_with_model: the evaluated model (here the tiny one) is asked, with the authors' words and
+    sampling, about exactly the responses whose '####' rule fails; its reply's first number is the prediction."""
+    import re
+
+    from mipo.evaluation import Candidate, evaluate_models
+    from mipo.inference import Sampling
+    from mipo.inference.hf import HFEngine
+    from mipo.seeds import derive
+
+    model, tok = tiny
+    cfg = apply_overrides(Config(seed=3), {"task": {"name": "gsm8k", "prompt_style": "paper", "extraction": "paper",
+                                                    "fewshot": 1},
+                                           "evaluate": {"max_new_tokens": 6, "mi_negatives": 0, "bootstrap": 0,
+                                                        "extract_with_model": True, "batch_size": 4}}, "test")
+    t, items = load("gsm8k", "gsm8k.jsonl", prompt_style="paper", extraction="paper", fewshot=1)
+    items = items[:4]
+    engine = HFEngine(model, tok)
+    responses, per_item, _ = evaluate_models(cfg, t, items, engine, [Candidate("base", None, 0)])
+    answers = responses["base"]
+    asked = t.extraction_prompts(answers)
+    assert asked and set(asked) == {i for i, a in enumerate(answers) if extract_answer_paper(a) is None}
+    assert asked[min(asked)][0]["content"] == (
+        "Extract the numeric answer from this reasoning, and do not include anythig else in your response other than "
+        "the number. " + answers[min(asked)])
+    replies = engine.sample(list(asked.values()), Sampling(0.1, 0.9, 1024), seed=derive(0, "extract"), batch_size=4)
+    for (i, reply), d in zip(zip(asked, replies), [per_item["base"][i] for i in asked]):
+        m = re.search(r"\d+\.?\d*", reply)
+        assert d["model_extracted"] == 1.0 and d["parsed"] == 0.0
+        assert d["_prediction"] == (extract_answer_paper("####" + m.group()) if m else None)
+    assert all(d["model_extracted"] == 0.0 for i, d in enumerate(per_item["base"]) if i not in asked)
+
+
+def test_model_extraction_rescoring():
+    t, items = load("gsm8k", "gsm8k.jsonl", extraction="paper")
+    rows = t.score(items[:2], ["no number here", "#### " + items[1].answer], None)
+    t.apply_extractions(items[:2], rows, {0: f"{items[0].answer}."})
+    assert [(d["accuracy"], d["parsed"], d["model_extracted"]) for d in rows] == [(1.0, 0.0, 1.0), (1.0, 1.0, 0.0)]
+
+
+def test_paper_options_refused_where_the_task_has_none():
+    from mipo.pipeline import protocol_options
+
+    for overrides in ({"task.prompt_style": "paper"}, {"task.extraction": "paper"},
+                      {"evaluate.extract_with_model": True}):
+        cfg = apply_overrides(Config(), {"task.name": "prism", **overrides}, "test")
+        with pytest.raises(MipoError, match=f"{next(iter(overrides))}: task prism has no paper variant"):
+            protocol_options(cfg, get_task("prism", cfg.task))
+    cfg = apply_overrides(Config(), {"task.name": "arc_easy", "evaluate.extract_with_model": True}, "test")
+    with pytest.raises(MipoError, match="only gsm8k, svamp"):
+        protocol_options(cfg, get_task("arc_easy", cfg.task))

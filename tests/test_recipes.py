@@ -49,7 +49,7 @@ def test_every_recipe_holds_the_authors_protocol():
         assert (g.temperature, g.top_p, g.max_new_tokens) == (g_temp, 0.9, g_tokens)
         math_or_choice = k.name not in ("prism", "community_alignment", "multifaceted")
         assert (k.prompt_style, k.extraction) == (("paper", "paper") if math_or_choice else ("mipo", "mipo"))
-        assert k.fewshot == (8 if k.name in ("gsm8k", "svamp") else 0)
+        assert k.fewshot == e.extract_with_model * 8 == (8 if k.name in ("gsm8k", "svamp") else 0)
         assert cfg.model.dtype == "bfloat16"
     assert seen == {(m, t) for m in MODELS for t in FIXTURE_DATA}  # every model x task, once
 

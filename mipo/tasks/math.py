@@ -85,10 +85,18 @@ def _norm(num: str) -> str:
     return str(int(value)) if value.is_integer() else repr(value)
 
 
+# The authors' fallback (eval_scripts/gsm.py; "anythig" sic): asked of the evaluated model when the rule fails,
+# sampled at T 0.1, top_p 0.9, up to 1024 tokens; the first number of its reply is the prediction.
+EXTRACT_PROMPT = ("Extract the numeric answer from this reasoning, and do not include anythig else in your response "
+                  "other than the number. ")
+EXTRACT_SAMPLING = (0.1, 0.9, 1024)
+
+
 class MathTask(Task):
     default_negative = "random_prompt"
     negatives = ("random_prompt", "drop_sentence")
     primary_metric = "accuracy"
+    paper_protocol = True
 
     def messages(self, item: Item, with_context: bool = True) -> Messages:
         k = self.args.fewshot
@@ -109,6 +117,21 @@ class MathTask(Task):
             out.append({"accuracy": float(pred is not None and pred == it.answer), "parsed": float(pred is not None),
                         "_prediction": pred})
         return out
+
+
+    def extraction_prompts(self, responses: list[str]) -> dict[int, Messages]:
+        """The fallback's requests: one per response whose answer the rule cannot read."""
+        return {i: [{"role": "user", "content": EXTRACT_PROMPT + r}] for i, r in enumerate(responses)
+                if self.extract(r) is None}
+
+    def apply_extractions(self, items: list[Item], rows: list[dict], replies: dict[int, str]) -> None:
+        """Re-score the items the fallback answered; `model_extracted` counts them (`parsed` stays the rule's)."""
+        for i, d in enumerate(rows):
+            d["model_extracted"] = float(i in replies)
+            if i in replies:
+                m = re.search(r"\d+\.?\d*", replies[i])
+                pred = _norm(m.group()) if m else None
+                d.update(accuracy=float(pred is not None and pred == items[i].answer), _prediction=pred)
 
 
 @register
