@@ -130,6 +130,8 @@ class EvalArgs:
     judge_api_key_env: str = "OPENAI_API_KEY"  # the key is read from this env var only, never stored
     judge_pairwise: bool = False  # also judge each response against the reference pairwise, in both orders
     judge_max_new_tokens: int = 256
+    # whole = one call per item, whole context; per_preference = the authors' (one per stated preference, averaged)
+    judge_mode: str = "whole"
 
 
 @dataclass
@@ -199,20 +201,18 @@ LIMITS = {
     "generate.batch_size": _at_least(1), "generate.engine": _one_of("hf", "openai", "vllm"),
     "generate.max_concurrency": _at_least(1), "generate.timeout_s": _at_least(0, strict=True),
     "generate.max_retries": _at_least(0), "generate.max_retry_s": _at_least(0, strict=True),
-    "generate.rlaif_samples": _at_least(1),
-    "generate.rlaif_judge_tokens": _at_least(1), "generate.tensor_parallel_size": _at_least(1),
-    "generate.gpu_memory_utilization": _in(0, 1, lo_open=True),
+    "generate.rlaif_samples": _at_least(1), "generate.rlaif_judge_tokens": _at_least(1),
+    "generate.tensor_parallel_size": _at_least(1), "generate.gpu_memory_utilization": _in(0, 1, lo_open=True),
     "train.lora_r": _at_least(1), "train.lora_alpha": _at_least(0, strict=True), "train.lora_dropout": _in(0, 0.99),
     "train.beta": _at_least(0, strict=True), "train.learning_rate": _at_least(0, strict=True),
     "train.epochs": _at_least(0, strict=True), "train.batch_size": _at_least(1), "train.grad_accum": _at_least(1),
     "train.max_length": _at_least(2), "train.save_steps": _at_least(1), "train.rounds": _at_least(1),
-    "train.grpo_generations": _at_least(2), "train.max_echo": _in(0, 1),
-    "train.adam_beta2": _in(0, 1), "train.lr_scheduler": _one_of("linear", "cosine_with_min_lr"),
-    "train.min_lr_ratio": _in(0, 1), "train.warmup_ratio": _in(0, 0.99),
-    "evaluate.temperature": _at_least(0), "evaluate.top_p": _in(0, 1, lo_open=True),
+    "train.grpo_generations": _at_least(2), "train.max_echo": _in(0, 1), "train.adam_beta2": _in(0, 1),
+    "train.lr_scheduler": _one_of("linear", "cosine_with_min_lr"), "train.min_lr_ratio": _in(0, 1),
+    "train.warmup_ratio": _in(0, 0.99), "evaluate.temperature": _at_least(0), "evaluate.top_p": _in(0, 1, lo_open=True),
     "evaluate.max_new_tokens": _at_least(1), "evaluate.batch_size": _at_least(1), "evaluate.bootstrap": _at_least(0),
     "evaluate.mi_negatives": _at_least(0), "evaluate.judge": _one_of("none", "local", "openai"),
-    "evaluate.judge_max_new_tokens": _at_least(1),
+    "evaluate.judge_max_new_tokens": _at_least(1), "evaluate.judge_mode": _one_of("whole", "per_preference"),
 }
 
 

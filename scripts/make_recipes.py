@@ -44,6 +44,7 @@ TASKS = {
     "multifaceted": (PERSONAL, 0.1, 512, (0.1, 1024)),
 }
 JUDGED = {"prism", "community_alignment", "multifaceted"}
+JUDGE_TOKENS = {"prism": 1024, "community_alignment": 4, "multifaceted": 256}  # prism.py, ca.py, mb.py
 # 7B: the authors' run (train_batch_size 4, micro batch 1) = 4 processes x batch 1. They used ZeRO-2 with bf16
 # weights; mipo keeps fp32 master weights (lr 5e-7 updates vanish in bf16) and a reference copy, which do not fit
 # replicated on 80 GB GPUs: ZeRO-3 shards them (same optimizer, other memory layout).
@@ -93,7 +94,9 @@ def recipe(short: str, model: str, task: str) -> tuple[str, dict]:
         # The paper judged with Qwen2.5-14B-Instruct (and Llama-3-8B-Instruct): served here by any
         # OpenAI-compatible server, e.g. `vllm serve Qwen/Qwen2.5-14B-Instruct --port 8001`.
         cfg["evaluate"].update({"judge": "openai", "judge_model": "Qwen/Qwen2.5-14B-Instruct",
-                                "judge_base_url": "http://localhost:8001/v1", "judge_api_key_env": "OPENAI_API_KEY"})
+                                "judge_base_url": "http://localhost:8001/v1", "judge_api_key_env": "OPENAI_API_KEY",
+                                # the authors' judge: one score per stated preference, their reply lengths
+                                "judge_mode": "per_preference", "judge_max_new_tokens": JUDGE_TOKENS[task]})
         extra = ("# Judge: Qwen2.5-14B-Instruct as in the paper, on an OpenAI-compatible server (vllm serve\n"
                  "# Qwen/Qwen2.5-14B-Instruct --port 8001), or a local model (evaluate.judge local); a key, if the server\n"
                  "# needs one, is read from $OPENAI_API_KEY only.\n")

@@ -279,3 +279,46 @@ def test_paper_options_refused_where_the_task_has_none():
     cfg = apply_overrides(Config(), {"task.name": "arc_easy", "evaluate.extract_with_model": True}, "test")
     with pytest.raises(MipoError, match="only gsm8k, svamp"):
         protocol_options(cfg, get_task("arc_easy", cfg.task))
+
+
+@pytest.mark.parametrize("task,data", [("prism", "prism"), ("multifaceted", "multifaceted.jsonl")])
+def test_per_preference_judge_is_the_authors(task, data, tiny_model_dir, tiny):
+    """One request per stated preference with the authors' rubric and wording, sampled at T 0.1 / top_p 0.9; the
+    first integer of each reply; averaged; unparsed replies dropped (PRISM) or scored 0 (MB), and counted."""
+    import re
+
+    from mipo.config import EvalArgs
+    from mipo.evaluation.judge import Judge
+    from mipo.inference import Sampling
+    from mipo.inference.hf import HFEngine
+    from mipo.seeds import derive
+
+    args = TaskArgs(name=task, data=str(FIXTURES / data))
+    t = get_task(task, args)
+    items = t.load(args, "train")[:3] + [Item(id="x", prompt="Plan a trip.", context="Be brief.  Use bullets! Costs?")]
+    prefs = [t.preferences(it) for it in items]
+    assert prefs[-1] == ["Be brief.", "Use bullets!", "Costs?"]  # no list of its own: the context's sentences
+    if task == "prism":
+        assert prefs[0] == [p for p in (items[0].context.split("What matters to me: ")[-1].split(
+            " How I want an AI assistant to behave: ")) if p]
+    assert all(prefs) and sum(map(len, prefs)) > len(items)  # some item has several
+    judge = Judge(EvalArgs(judge="local", judge_model=str(tiny_model_dir), judge_max_new_tokens=4, batch_size=8))
+    responses = [f"Answer {i}" for i in range(len(items))]
+    out = judge.per_preference(items, responses, prefs, t.judge_unparsed)
+    asks = [[{"role": "system", "content": (
+        "You are a helpful assistant, that evaluates another assistant's response based on how well the response is "
+        "personalized to this user based on their stated preference. Give a score between 1 and 5, 1 if the response "
+        "is general, and 5 if the response sufficiently addresses the user's preference. Only respond with a number "
+        "between 1 and 5 and do not provide an explanation.")},
+        {"role": "user", "content": f"User: {it.prompt}\n\nAssistant: {r}\n\nUser's preference: {p}"}]
+        for it, r, ps in zip(items, responses, prefs) for p in ps]
+    replies = HFEngine(*tiny).sample(asks, Sampling(0.1, 0.9, 4), seed=derive(0, "judge"), batch_size=8)
+    assert judge.calls == len(asks) and [r for o in out for r in o["raw"]] == replies
+    at = 0
+    for o, ps in zip(out, prefs):
+        got = [re.search(r"\d+", r) for r in replies[at:at + len(ps)]]
+        at += len(ps)
+        kept = [int(m.group()) if m else 0 for m in got if m or t.judge_unparsed == "zero"]
+        assert o["unparsed"] == sum(m is None for m in got)
+        assert o["value"] == (sum(kept) / len(kept) if kept else None)
+    assert t.judge_unparsed == ("drop" if task == "prism" else "zero")

@@ -51,6 +51,9 @@ def test_every_recipe_holds_the_authors_protocol():
         assert (k.prompt_style, k.extraction) == (("paper", "paper") if math_or_choice else ("mipo", "mipo"))
         assert k.fewshot == e.extract_with_model * 8 == (8 if k.name in ("gsm8k", "svamp") else 0)
         assert cfg.model.dtype == "bfloat16"
+        judged = {"prism": 1024, "community_alignment": 4, "multifaceted": 256}
+        assert (e.judge_mode, e.judge_max_new_tokens) == (
+            ("per_preference", judged[k.name]) if k.name in judged else ("whole", 256))
     assert seen == {(m, t) for m in MODELS for t in FIXTURE_DATA}  # every model x task, once
 
 

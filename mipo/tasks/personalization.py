@@ -6,6 +6,7 @@ judge scores responses against it, and `reference` (where the set has one) is th
 """
 from __future__ import annotations
 
+import re
 from dataclasses import replace
 from pathlib import Path
 
@@ -32,6 +33,15 @@ class ContextTask(Task):
     default_negative = "drop_context"
     negatives = CONTEXT_NEGATIVES
     primary_metric = "cond_mi"
+
+    judge_unparsed = "drop"  # evaluate.judge_mode per_preference: an unparsed score is dropped ("zero": scored 0)
+
+    def preferences(self, item: Item) -> list[str]:
+        """The stated preferences the per-preference judge scores one by one: the task's own list where it has one
+        (PRISM: its two survey answers), else the context's sentences."""
+        if item.meta.get("preferences"):
+            return item.meta["preferences"]
+        return [s for s in re.split(r"(?<=[.!?])\s+", (item.context or "").strip()) if s]
 
     def messages(self, item: Item, with_context: bool = True) -> Messages:
         # The context goes in the user turn (not a system prompt) so that dropping it leaves the model's own
@@ -134,7 +144,8 @@ class PRISM(ContextTask):
                 reference = _text(turn.get("content"))
                 break
         return Item(id=require_text(row, "conversation_id", where), prompt=require_text(row, "opening_prompt", where),
-                    context=context, reference=reference, meta={"user": str(row["user_id"])})
+                    context=context, reference=reference,
+                    meta={"user": str(row["user_id"]), "preferences": [x for x in (about, wants) if x]})
 
 
 CA_PROFILE = (("annotator_age", "age"), ("annotator_gender", "gender"), ("annotator_country", "country"),
@@ -152,6 +163,7 @@ class CommunityAlignment(ContextTask):
     One Hub split `train`, cut 70/30 in file order.
     """
     name, hub_id, hub_single_split = "community_alignment", "facebook/community-alignment-dataset", "train"
+    judge_unparsed = "zero"  # the authors' ca.py
 
     def parse(self, row, where):
         profile = [f"{label}: {_text(row.get(k))}" for k, label in CA_PROFILE if _text(row.get(k))]
@@ -170,6 +182,7 @@ class Multifaceted(ContextTask):
     message), `prompt`, `reference_answer`. The context stays a system message, as the benchmark intends;
     dropping it leaves no system message. One Hub split `train`, cut 70/30 in file order."""
     name, hub_id, hub_single_split = "multifaceted", "kaist-ai/Multifaceted-Bench", "train"
+    judge_unparsed = "zero"  # the authors' mb.py
 
     def parse(self, row, where):
         return Item(id=row_id(row, where), prompt=require_text(row, "prompt", where),
