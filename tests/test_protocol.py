@@ -322,3 +322,32 @@ def test_per_preference_judge_is_the_authors(task, data, tiny_model_dir, tiny):
         assert o["unparsed"] == sum(m is None for m in got)
         assert o["value"] == (sum(kept) / len(kept) if kept else None)
     assert t.judge_unparsed == ("drop" if task == "prism" else "zero")
+
+
+def test_choice_loglik_accuracy_beside_generated(tiny):
+    """Every choice scored under the evaluated model given lm-eval's context, argmax vs the gold: reported as
+    accuracy_loglik (sum) and accuracy_loglik_norm (per byte) beside the generated answer's accuracy."""
+    from mipo.evaluation import Candidate, evaluate_models
+    from mipo.inference.hf import HFEngine
+
+    t, items = load("arc_challenge", "arc.jsonl", prompt_style="paper", extraction="paper")
+    it = items[0]
+    assert t.loglik_request(it) == ("Question: An astronomer observes that a planet rotates faster after a meteorite "
+                                    "impact. Which is the most likely effect of this increase in rotation?\nAnswer:",
+                                    it.meta["texts"])
+    mt, mitems = load("mmlu", "mmlu.jsonl")
+    assert mt.loglik_request(mitems[0]) == (
+        "Find all c in Z_3 such that Z_3[x]/(x^2 + c) is a field.\nA. 0\nB. 1\nC. 2\nD. 3\nAnswer:", list("ABCD"))
+    engine = HFEngine(*tiny)
+    cfg = apply_overrides(Config(), {"task": {"name": "arc_challenge", "prompt_style": "paper"}, "evaluate": {
+        "max_new_tokens": 4, "mi_negatives": 0, "bootstrap": 0}}, "test")
+    _, per_item, _ = evaluate_models(cfg, t, items, engine, [Candidate("base", None, 0)])
+    for it, d in zip(items, per_item["base"]):
+        q, choices = it.meta["question"].strip(), it.meta["texts"]
+        got = engine.token_logprobs([[{"role": "user", "content": f"Question: {q}\nAnswer:"}]] * len(choices), choices)
+        sums = [lp for lp, _ in got]
+        norm = [lp / len(c.encode()) for lp, c in zip(sums, choices)]
+        gold = it.meta["labels"].index(it.answer)
+        assert d["accuracy_loglik"] == float(sums.index(max(sums)) == gold)
+        assert d["accuracy_loglik_norm"] == float(norm.index(max(norm)) == gold)
+        assert "accuracy" in d and "parsed" in d  # the generated answer's, beside

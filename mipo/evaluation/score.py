@@ -77,13 +77,17 @@ class Scorer:
     def logprobs(self, prompts, responses) -> list[float]:
         return [lp for lp, _ in self.token_logprobs(prompts, responses)]
 
-    def __call__(self, responses: list[str], extractions: dict[int, str] | None = None) -> list[dict]:
-        """Per-item metrics (floats, None where not defined); keys starting with "_" hold raw material.
-        `extractions`: the evaluated model's replies where the task's rule read no answer (math fallback)."""
+    def __call__(self, responses: list[str], extractions: dict[int, str] | None = None,
+                 logliks: list | None = None) -> list[dict]:
+        """Per-item metrics (floats, None where not defined); keys starting with "_" hold raw material. From the
+        evaluated model: `extractions`, its replies where the task's rule read no answer (math fallback);
+        `logliks`, its log p of every choice (multiple choice)."""
         e, items = self.cfg.evaluate, self.items
         rows = self.task.score(items, responses, self.logprobs)
         if extractions is not None:
             self.task.apply_extractions(items, rows, extractions)
+        if logliks is not None:
+            self.task.apply_logliks(items, rows, logliks)
         self._plain(responses, rows)
         if e.mi_negatives > 0:
             terms = infonce_mi(self.task, items, responses, self.logprobs, e.mi_negatives,

@@ -72,6 +72,34 @@ class ChoiceTask(Task):
         return Item(id=id_, prompt=format_question(question, labels, texts), answer=answer,
                     meta={"labels": labels, "question": question, "texts": texts, **meta})
 
+    def loglik_request(self, it: Item) -> tuple[str, list[str]]:
+        """lm-evaluation-harness' ARC context and continuations: "Question: q\nAnswer:" / each choice's text."""
+        return f"Question: {it.meta['question'].strip()}\nAnswer:", it.meta["texts"]
+
+    def loglik_requests(self, items: list[Item]) -> tuple[list[Messages], list[str]]:
+        """Every (prompt, choice) pair to score under the evaluated model, choices of an item in label order. The
+        context is the user turn and the choice the assistant's whole reply (end of turn included): chat models
+        read a chat template; lm-eval scores raw text, so its numbers differ by that template."""
+        prompts, conts = [], []
+        for it in items:
+            context, choices = self.loglik_request(it)
+            prompts += [[{"role": "user", "content": context}]] * len(choices)
+            conts += choices
+        return prompts, conts
+
+    def apply_logliks(self, items: list[Item], rows: list[dict], scores: list[tuple[float, int]]) -> None:
+        """accuracy_loglik: the likeliest choice is the gold one (lm-eval's acc); _norm: log p per byte of the
+        choice (its acc_norm, which divides by the continuation's length)."""
+        at = 0
+        for it, d in zip(items, rows):
+            _, choices = self.loglik_request(it)
+            got = scores[at:at + len(choices)]
+            at += len(choices)
+            gold = it.meta["labels"].index(it.answer)
+            norm = [lp / max(1, len(c.encode())) for (lp, _), c in zip(got, choices)]
+            d["accuracy_loglik"] = float(max(range(len(got)), key=lambda j: got[j][0]) == gold)
+            d["accuracy_loglik_norm"] = float(max(range(len(got)), key=norm.__getitem__) == gold)
+
     def score(self, items, responses, base_scorer):
         out = []
         for it, resp in zip(items, responses):
@@ -126,6 +154,11 @@ class MMLU(ChoiceTask):
             raise MipoError(f"{where}: field 'answer' must be an index 0-{len(choices) - 1}, got {answer!r}")
         return self.item(row_id(row, where), question, labels, [str(c) for c in choices], labels[answer],
                          subject=str(row.get("subject") or "unknown"))
+
+    def loglik_request(self, it: Item) -> tuple[str, list[str]]:
+        """lm-evaluation-harness' MMLU context (question, "A. ..." lines, "Answer:") and continuations: the labels."""
+        lines = "\n".join(f"{label}. {t}" for label, t in zip("ABCDEFGHIJ", it.meta["texts"]))
+        return f"{it.meta['question'].strip()}\n{lines}\nAnswer:", list("ABCDEFGHIJ"[:len(it.meta["texts"])])
 
     def summarize(self, items, per_item):
         # micro accuracy = the per-item mean (the `accuracy` row); macro = mean of per-subject accuracies
