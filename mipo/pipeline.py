@@ -66,6 +66,7 @@ def generate(cfg: Config):
         return rd.pairs
     t0 = time.perf_counter()
     task = get_task(cfg.task.name, cfg.task)
+    protocol_options(cfg, task)  # before reading any data
     items = task.load(cfg.task, cfg.task.train_split)
     held_out = task.load(cfg.task, cfg.task.eval_split)  # checked now, not after an hour of sampling and training
     strategy = method.check(cfg, task, items)
@@ -126,6 +127,7 @@ def evaluate(cfg: Config):
                         f"alone with --evaluate.base_only true)")
     t0 = time.perf_counter()
     task = get_task(cfg.task.name, cfg.task)
+    protocol_options(cfg, task)
     items = task.load(cfg.task, cfg.task.eval_split)
     base = HFEngine(*models.load(cfg.model, validate(cfg, task, (items, cfg.evaluate.max_new_tokens))))
     candidates = [Candidate("base", None, cfg.seed)] + ([] if base_only else [Candidate("trained", rd.train, cfg.seed)])
