@@ -46,14 +46,15 @@ def validate(cfg: Config, task, *groups: tuple[list, int]) -> str:
 
 
 def protocol_options(cfg: Config, task) -> None:
-    """The authors' prompts, answer rules and fallback exist for math and multiple choice only: refuse them elsewhere."""
+    """The authors' prompts, answer rules and fallback exist for some tasks only (`Task.paper_options`)."""
+    from .tasks.base import REGISTRY
+
     k = cfg.task
     for key, on in (("task.prompt_style", k.prompt_style == "paper"), ("task.extraction", k.extraction == "paper"),
                     ("evaluate.extract_with_model", cfg.evaluate.extract_with_model)):
-        has = hasattr(task, "extraction_prompts") if key.startswith("evaluate") else task.paper_protocol
-        if on and not has:
-            raise MipoError(f"{key}: task {task.name} has no paper variant (only "
-                            f"{'gsm8k, svamp' if key.startswith('evaluate') else 'gsm8k, svamp, arc_*, mmlu'})")
+        if on and key not in task.paper_options:
+            have = ", ".join(n for n, cls in sorted(REGISTRY.items()) if key in cls.paper_options)
+            raise MipoError(f"{key}: task {task.name} has no paper variant (only {have})")
 
 
 def generate(cfg: Config):

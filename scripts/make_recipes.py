@@ -37,7 +37,7 @@ TASKS = {
     "mmlu": ({"negative": "random_prompt", **PAPER, "train_split": "validation", "eval_split": "test"},
              1.0, 1024, (1.0, 1024)),
     # prism.py: f.iloc[:200] (the first 200), 512 tokens; pairs (dpo_dataset) 512
-    "prism": ({**PERSONAL, "n_eval": 200, "eval_draw": "first"}, 0.1, 512, (0.1, 512)),
+    "prism": ({**PERSONAL, "prompt_style": "paper", "n_eval": 200, "eval_draw": "first"}, 0.1, 512, (0.1, 512)),
     # ca.py: the whole test file, 512 tokens; mb.py: the whole test file, 1024 tokens. Their pair sampling is not
     # in the released scripts: 512 tokens, as PRISM's.
     "community_alignment": (PERSONAL, 0.1, 512, (0.1, 512)),

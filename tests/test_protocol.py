@@ -273,12 +273,42 @@ def test_paper_options_refused_where_the_task_has_none():
 
     for overrides in ({"task.prompt_style": "paper"}, {"task.extraction": "paper"},
                       {"evaluate.extract_with_model": True}):
-        cfg = apply_overrides(Config(), {"task.name": "prism", **overrides}, "test")
-        with pytest.raises(MipoError, match=f"{next(iter(overrides))}: task prism has no paper variant"):
-            protocol_options(cfg, get_task("prism", cfg.task))
+        cfg = apply_overrides(Config(), {"task.name": "multifaceted", **overrides}, "test")
+        with pytest.raises(MipoError, match=f"{next(iter(overrides))}: task multifaceted has no paper variant"):
+            protocol_options(cfg, get_task("multifaceted", cfg.task))
     cfg = apply_overrides(Config(), {"task.name": "arc_easy", "evaluate.extract_with_model": True}, "test")
-    with pytest.raises(MipoError, match="only gsm8k, svamp"):
+    with pytest.raises(MipoError, match=r"\(only gsm8k, svamp\)"):
         protocol_options(cfg, get_task("arc_easy", cfg.task))
+    cfg = apply_overrides(Config(), {"task.name": "prism", "task.extraction": "paper"}, "test")
+    with pytest.raises(MipoError, match=r"\(only arc_challenge, arc_easy, gsm8k, mmlu, svamp\)"):
+        protocol_options(cfg, get_task("prism", cfg.task))
+    cfg = apply_overrides(Config(), {"task.name": "prism", "task.prompt_style": "paper"}, "test")
+    protocol_options(cfg, get_task("prism", cfg.task))  # PRISM has the authors' prompt
+
+
+def authors_prism_prompts(prompt: str, instructions: list[str]) -> tuple[str, str]:
+    """prism.py `dpo_dataset()`, verbatim: the augmented prompt (chosen) and the base prompt (rejected)."""
+    prompt = prompt.strip()
+    request = " ".join(instructions)
+    augmented_prompt = f"Give me short 2-3 sentence answers to the following prompt: {prompt} Please respect the following requirements made by the user: {request} Respond with short 2-3 sentences."
+    base_prompt = f"Give me short 2-3 sentence answers to the following prompt: {prompt} Respond with short 2-3 sentences."
+    return augmented_prompt, base_prompt
+
+
+def test_prism_paper_prompt_is_the_authors():
+    args = TaskArgs(name="prism", data=str(FIXTURES / "prism"), prompt_style="paper")
+    t = get_task("prism", args)
+    items = t.load(args, "train")
+    survey = {r["user_id"]: r for _, r in read_rows(FIXTURES / "prism" / "survey.jsonl")}
+    for it in items:
+        s = survey[it.meta["user"]]
+        stated = [x for x in (s.get("self_description"), s.get("system_string")) if x and x.strip()]
+        assert t.preferences(it) == [x.strip() for x in stated]
+        augmented, base = authors_prism_prompts(it.prompt, t.preferences(it))
+        assert t.messages(it) == [{"role": "user", "content": augmented}]
+        assert t.messages(it, with_context=False) == [{"role": "user", "content": base}]  # the drop_context negative
+    other = t.candidates(items, 0, __import__("random").Random(0), 1)[0][0]["content"]
+    assert other != t.messages(items[0])[0]["content"] and other.startswith("Give me short")  # InfoNCE: others' answers
 
 
 @pytest.mark.parametrize("task,data", [("prism", "prism"), ("multifaceted", "multifaceted.jsonl")])
@@ -295,12 +325,12 @@ def test_per_preference_judge_is_the_authors(task, data, tiny_model_dir, tiny):
 
     args = TaskArgs(name=task, data=str(FIXTURES / data))
     t = get_task(task, args)
-    items = t.load(args, "train")[:3] + [Item(id="x", prompt="Plan a trip.", context="Be brief.  Use bullets! Costs?")]
+    context, want = (("What matters to me: Be brief. How I want an AI assistant to behave: Use bullets!",
+                      ["Be brief.", "Use bullets!"]) if task == "prism" else  # the two survey answers
+                     ("Be brief.  Use bullets! Costs?", ["Be brief.", "Use bullets!", "Costs?"]))  # the sentences
+    items = t.load(args, "train")[:3] + [Item(id="x", prompt="Plan a trip.", context=context)]
     prefs = [t.preferences(it) for it in items]
-    assert prefs[-1] == ["Be brief.", "Use bullets!", "Costs?"]  # no list of its own: the context's sentences
-    if task == "prism":
-        assert prefs[0] == [p for p in (items[0].context.split("What matters to me: ")[-1].split(
-            " How I want an AI assistant to behave: ")) if p]
+    assert prefs[-1] == want
     assert all(prefs) and sum(map(len, prefs)) > len(items)  # some item has several
     judge = Judge(EvalArgs(judge="local", judge_model=str(tiny_model_dir), judge_max_new_tokens=4, batch_size=8))
     responses = [f"Answer {i}" for i in range(len(items))]

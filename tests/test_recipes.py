@@ -48,7 +48,8 @@ def test_every_recipe_holds_the_authors_protocol():
         assert (e.temperature, e.top_p, e.max_new_tokens) == (e_temp, 0.9, e_tokens)
         assert (g.temperature, g.top_p, g.max_new_tokens) == (g_temp, 0.9, g_tokens)
         math_or_choice = k.name not in ("prism", "community_alignment", "multifaceted")
-        assert (k.prompt_style, k.extraction) == (("paper", "paper") if math_or_choice else ("mipo", "mipo"))
+        assert (k.prompt_style, k.extraction) == (("paper", "paper") if math_or_choice else (
+            "paper" if k.name == "prism" else "mipo", "mipo"))
         assert k.fewshot == e.extract_with_model * 8 == (8 if k.name in ("gsm8k", "svamp") else 0)
         assert cfg.model.dtype == "bfloat16"
         judged = {"prism": 1024, "community_alignment": 4, "multifaceted": 256}

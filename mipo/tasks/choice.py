@@ -60,7 +60,7 @@ class ChoiceTask(Task):
     default_negative = "random_prompt"
     negatives = ("random_prompt",)
     primary_metric = "accuracy"
-    paper_protocol = True
+    paper_options = ("task.prompt_style", "task.extraction")
 
     def messages(self, item: Item, with_context: bool = True) -> Messages:
         if self.args.prompt_style == "paper":

@@ -96,7 +96,7 @@ class MathTask(Task):
     default_negative = "random_prompt"
     negatives = ("random_prompt", "drop_sentence")
     primary_metric = "accuracy"
-    paper_protocol = True
+    paper_options = ("task.prompt_style", "task.extraction", "evaluate.extract_with_model")
 
     def messages(self, item: Item, with_context: bool = True) -> Messages:
         k = self.args.fewshot
