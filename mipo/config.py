@@ -42,8 +42,8 @@ class TaskArgs:
     eval_seed: int = 42
     negative: str | None = None  # None = the task's default strategy
     fewshot: int = 0  # math: number of fixed CoT exemplars as user/assistant turns (paper: 8; 0 keeps CPU demos fast)
-    # math and multiple choice: mipo = system line + exemplars as turns / one instruction, the dataset's labels;
-    # paper = the authors' eval scripts word for word (one user turn; MCQ choices relabelled "A: ...")
+    # mipo = mipo's prompts; paper = the authors' eval scripts word for word (math: one user turn, their exemplars;
+    # multiple choice: choices relabelled "A: ..."; PRISM: their template); the other tasks have mipo's only
     prompt_style: str = "mipo"
     # math and multiple choice: mipo = the last "####" (else the last number) / the last "the answer is";
     # paper = the authors' rule: the first "####" then the first number / the first "the answer is" then [ABCD]
