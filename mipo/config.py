@@ -1,8 +1,7 @@
 """One config tree for the CLI, YAML recipes and the Python API.
 
 Every field of every section is a CLI flag `--section.field` (top-level fields: `--field`); a YAML recipe uses
-the same names nested by section; flags override the recipe, which overrides the defaults.
-"""
+the same names nested by section; flags override the recipe, which overrides the defaults."""
 from __future__ import annotations
 
 import dataclasses
@@ -86,6 +85,10 @@ class GenerateArgs:
 OPERATIONAL = {"generate": ("base_url", "api_key_env", "max_concurrency", "timeout_s", "max_retries", "max_retry_s",
                             "tensor_parallel_size", "gpu_memory_utilization")}
 ENGINE_ONLY = {"generate": ("engine", "api_model")}
+# Fields added after run directories existed: left out of fingerprints at these defaults, so those runs still resume.
+LATER = {"task.prompt_style": "mipo", "task.extraction": "mipo", "train.adam_beta2": 0.999,
+         "train.lr_scheduler": "linear", "train.min_lr_ratio": 0.1, "train.warmup_ratio": 0.0,
+         "evaluate.extract_with_model": False, "evaluate.judge_mode": "whole"}
 
 
 @dataclass
@@ -162,13 +165,14 @@ class Config:
         """Hash of the named sections (plus model, seed and `extra`): stored beside an artifact to detect stale
         reuse. The run directory adds what the method decides (mipo.rundir.RunDir.fingerprint)."""
         d = self.to_dict()
-        keep = {k: d[k] for k in ("model", "seed", *sections)}
-        keep.update(extra)
+        keep = {**{k: d[k] for k in ("model", "seed", *sections)}, **extra}
         for section, names in OPERATIONAL.items():
             if section in keep:
                 keep[section] = {k: v for k, v in keep[section].items() if k not in names}
                 if keep[section].get("engine") == "hf":
                     keep[section] = {k: v for k, v in keep[section].items() if k not in ENGINE_ONLY[section]}
+        for s in set(keep) & set(SECTIONS):
+            keep[s] = {k: v for k, v in keep[s].items() if f"{s}.{k}" not in LATER or LATER[f"{s}.{k}"] != v}
         return hashlib.sha256(json.dumps(keep, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -229,23 +233,19 @@ def check_limits(cfg: Config) -> Config:
 def _coerce(value: Any, typ: Any, where: str) -> Any:
     if value is None:
         return None
-    base = {"bool": bool, "int": int, "float": float, "str": str}
     name = typ if isinstance(typ, str) else getattr(typ, "__name__", str(typ))
     name = name.replace(" | None", "").replace("None | ", "")
     if name == "bool":
-        if isinstance(value, bool):
-            return value
-        if str(value).lower() in ("1", "true", "yes", "on"):
-            return True
-        if str(value).lower() in ("0", "false", "no", "off"):
-            return False
+        flags = {**dict.fromkeys(("1", "true", "yes", "on"), True), **dict.fromkeys(("0", "false", "no", "off"), False)}
+        if isinstance(value, bool) or str(value).lower() in flags:
+            return value if isinstance(value, bool) else flags[str(value).lower()]
         raise MipoError(f"{where}: expected true/false, got {value!r}")
     if isinstance(value, str) and value.lower() in ("none", "null") and "None" in str(typ):
         return None
     if name == "str" and isinstance(value, list):  # compare.methods / seeds written as a YAML list
         return ",".join(str(v) for v in value)
     try:
-        return base[name](value)
+        return {"bool": bool, "int": int, "float": float, "str": str}[name](value)
     except (KeyError, ValueError, TypeError):
         raise MipoError(f"{where}: expected {name}, got {value!r}") from None
 

@@ -428,3 +428,29 @@ def test_prompt_pinned(task, data, kw, want):
     args = TaskArgs(name=task, data=str(FIXTURES / data), **kw)
     t = get_task(task, args)
     assert t.messages(t.load(args, "test")[0]) == want
+
+
+def test_new_settings_at_their_defaults_leave_old_fingerprints_alone():
+    """Run directories made before these settings existed still resume (stage and checkpoint fingerprints): at
+    their defaults the new fields are not hashed; set to anything else they are."""
+    import hashlib
+    import json
+
+    from mipo.config import LATER
+
+    cfg = Config()
+    d = cfg.to_dict()
+    for key in LATER:
+        section, _, name = key.partition(".")
+        assert getattr(getattr(cfg, section), name) == LATER[key]  # LATER holds the true defaults
+        del d[section][name]
+    old = {k: d[k] for k in ("model", "seed", "task", "train", "evaluate")}
+    old["generate"] = {k: v for k, v in d["generate"].items() if k not in (
+        "base_url", "api_key_env", "max_concurrency", "timeout_s", "max_retries", "max_retry_s", "tensor_parallel_size",
+        "gpu_memory_utilization", "engine", "api_model")}
+    want = hashlib.sha256(json.dumps(old, sort_keys=True).encode()).hexdigest()[:16]
+    assert cfg.fingerprint("task", "generate", "train", "evaluate") == want
+    for key, value in (("task.prompt_style", "paper"), ("train.lr_scheduler", "cosine_with_min_lr"),
+                       ("evaluate.judge_mode", "per_preference")):
+        assert apply_overrides(Config(), {key: value}, "test").fingerprint("task", "train", "evaluate") != \
+            cfg.fingerprint("task", "train", "evaluate")
