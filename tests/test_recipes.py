@@ -39,6 +39,12 @@ def test_every_recipe_holds_the_authors_protocol():
         t, g, e, k = cfg.train, cfg.generate, cfg.evaluate, cfg.task
         launched = "--num_processes 4" in r.read_text()  # the 7B recipes: accelerate launch, ZeRO-3
         assert launched == cfg.model.name.endswith("7B-Instruct")
+        if launched:
+            import yaml
+
+            zero = yaml.safe_load((ROOT / "configs" / "accelerate" / "zero3.yaml").read_text())
+            assert "--config_file configs/accelerate/zero3.yaml" in r.read_text() and zero["deepspeed_config"][
+                "zero_stage"] == 3 and zero["mixed_precision"] == "bf16" and cfg.model.dtype == "bfloat16"
         assert (t.lora, t.beta, t.learning_rate, t.epochs, t.batch_size * (4 if launched else 1)) == (
             False, 0.1, 5e-7, 1.0, 4)
         assert (t.adam_beta2, t.lr_scheduler, t.min_lr_ratio, t.warmup_ratio, t.max_length, cfg.seed) == (
