@@ -1,8 +1,7 @@
 """One config tree for the CLI, YAML recipes and the Python API.
 
 Every field of every section is a CLI flag `--section.field` (top-level fields: `--field`); a YAML recipe uses
-the same names nested by section; flags override the recipe, which overrides the defaults.
-"""
+the same names nested by section; flags override the recipe, which overrides the defaults."""
 from __future__ import annotations
 
 import dataclasses
@@ -42,6 +41,12 @@ class TaskArgs:
     eval_seed: int = 42
     negative: str | None = None  # None = the task's default strategy
     fewshot: int = 0  # math: number of fixed CoT exemplars as user/assistant turns (paper: 8; 0 keeps CPU demos fast)
+    # mipo = mipo's prompts; paper = the authors' eval scripts word for word (math: one user turn, their exemplars;
+    # multiple choice: choices relabelled "A: ..."; PRISM: their template); the other tasks have mipo's only
+    prompt_style: str = "mipo"
+    # math and multiple choice: mipo = the last "####" (else the last number) / the last "the answer is";
+    # paper = the authors' rule: the first "####" then the first number / the first "the answer is" then [ABCD]
+    extraction: str = "mipo"
     # generic task: column names of the prompt set
     prompt_field: str = "prompt"
     context_field: str | None = None  # optional user context; rows where it is empty have none
@@ -80,6 +85,10 @@ class GenerateArgs:
 OPERATIONAL = {"generate": ("base_url", "api_key_env", "max_concurrency", "timeout_s", "max_retries", "max_retry_s",
                             "tensor_parallel_size", "gpu_memory_utilization")}
 ENGINE_ONLY = {"generate": ("engine", "api_model")}
+# Fields added after run directories existed: left out of fingerprints at these defaults, so those runs still resume.
+LATER = {"task.prompt_style": "mipo", "task.extraction": "mipo", "train.adam_beta2": 0.999,
+         "train.lr_scheduler": "linear", "train.min_lr_ratio": 0.1, "train.warmup_ratio": 0.0,
+         "evaluate.extract_with_model": False, "evaluate.judge_mode": "whole"}
 
 
 @dataclass
@@ -94,6 +103,10 @@ class TrainArgs:
     batch_size: int = 4  # pairs per device step (the paper: 4)
     grad_accum: int = 1  # steps accumulated per optimizer update
     max_length: int = 1024  # tokens of prompt + response kept per sequence
+    adam_beta2: float = 0.999  # AdamW's second-moment decay (the authors: 0.95; beta1 0.9, weight decay 0 as TRL's)
+    lr_scheduler: str = "linear"  # linear (to 0, TRL's default) | cosine_with_min_lr (cosine to min_lr_ratio x lr)
+    min_lr_ratio: float = 0.1  # cosine_with_min_lr: the floor as a share of learning_rate (the authors: 0.1)
+    warmup_ratio: float = 0.0  # share of the optimizer steps spent warming up linearly from 0 (the authors: 0.03)
     merge: bool = False  # also write a merged full model (LoRA only)
     save_steps: int = 50  # checkpoint every n steps; a killed `mipo train` resumes from the last one
     rounds: int = 2  # mipo-iterative: round r samples from and is referenced to the round r-1 model
@@ -113,12 +126,15 @@ class EvalArgs:
     base_only: bool = False  # evaluate the base model alone (no run_dir/train needed)
     bootstrap: int = 1000  # resamples for the 95% confidence intervals (0 = none)
     mi_negatives: int = 7  # InfoNCE MI: K other prompts each response is scored against (0 = skip)
+    extract_with_model: bool = False  # math: where the rule finds no number, the evaluated model is asked (authors')
     judge: str = "none"  # none | local (an HF model) | openai (any OpenAI-compatible endpoint)
     judge_model: str | None = None  # local: model name as in model.name; openai: the endpoint's model id
     judge_base_url: str | None = None  # openai: e.g. http://localhost:8000/v1 (None = the client's default)
     judge_api_key_env: str = "OPENAI_API_KEY"  # the key is read from this env var only, never stored
     judge_pairwise: bool = False  # also judge each response against the reference pairwise, in both orders
     judge_max_new_tokens: int = 256
+    # whole = one call per item, whole context; per_preference = the authors' (one per stated preference, averaged)
+    judge_mode: str = "whole"
 
 
 @dataclass
@@ -149,13 +165,14 @@ class Config:
         """Hash of the named sections (plus model, seed and `extra`): stored beside an artifact to detect stale
         reuse. The run directory adds what the method decides (mipo.rundir.RunDir.fingerprint)."""
         d = self.to_dict()
-        keep = {k: d[k] for k in ("model", "seed", *sections)}
-        keep.update(extra)
+        keep = {**{k: d[k] for k in ("model", "seed", *sections)}, **extra}
         for section, names in OPERATIONAL.items():
             if section in keep:
                 keep[section] = {k: v for k, v in keep[section].items() if k not in names}
                 if keep[section].get("engine") == "hf":
                     keep[section] = {k: v for k, v in keep[section].items() if k not in ENGINE_ONLY[section]}
+        for s in set(keep) & set(SECTIONS):
+            keep[s] = {k: v for k, v in keep[s].items() if f"{s}.{k}" not in LATER or LATER[f"{s}.{k}"] != v}
         return hashlib.sha256(json.dumps(keep, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -182,23 +199,24 @@ LIMITS = {
     "seed": _at_least(0), "model.dtype": _one_of("auto", "float32", "bfloat16", "float16"),
     "task.n_train": _at_least(1), "task.n_eval": _at_least(1), "task.fewshot": _in(0, 8),
     "task.eval_draw": _one_of("random", "first"), "task.eval_seed": _at_least(0),
+    "task.prompt_style": _one_of("mipo", "paper"), "task.extraction": _one_of("mipo", "paper"),
     "generate.temperature": _at_least(0), "generate.top_p": _in(0, 1, lo_open=True),
     "generate.max_new_tokens": _at_least(1), "generate.samples_per_prompt": _at_least(1),
     "generate.batch_size": _at_least(1), "generate.engine": _one_of("hf", "openai", "vllm"),
     "generate.max_concurrency": _at_least(1), "generate.timeout_s": _at_least(0, strict=True),
     "generate.max_retries": _at_least(0), "generate.max_retry_s": _at_least(0, strict=True),
-    "generate.rlaif_samples": _at_least(1),
-    "generate.rlaif_judge_tokens": _at_least(1), "generate.tensor_parallel_size": _at_least(1),
-    "generate.gpu_memory_utilization": _in(0, 1, lo_open=True),
+    "generate.rlaif_samples": _at_least(1), "generate.rlaif_judge_tokens": _at_least(1),
+    "generate.tensor_parallel_size": _at_least(1), "generate.gpu_memory_utilization": _in(0, 1, lo_open=True),
     "train.lora_r": _at_least(1), "train.lora_alpha": _at_least(0, strict=True), "train.lora_dropout": _in(0, 0.99),
     "train.beta": _at_least(0, strict=True), "train.learning_rate": _at_least(0, strict=True),
     "train.epochs": _at_least(0, strict=True), "train.batch_size": _at_least(1), "train.grad_accum": _at_least(1),
     "train.max_length": _at_least(2), "train.save_steps": _at_least(1), "train.rounds": _at_least(1),
-    "train.grpo_generations": _at_least(2), "train.max_echo": _in(0, 1),
-    "evaluate.temperature": _at_least(0), "evaluate.top_p": _in(0, 1, lo_open=True),
+    "train.grpo_generations": _at_least(2), "train.max_echo": _in(0, 1), "train.adam_beta2": _in(0, 1),
+    "train.lr_scheduler": _one_of("linear", "cosine_with_min_lr"), "train.min_lr_ratio": _in(0, 1),
+    "train.warmup_ratio": _in(0, 0.99), "evaluate.temperature": _at_least(0), "evaluate.top_p": _in(0, 1, lo_open=True),
     "evaluate.max_new_tokens": _at_least(1), "evaluate.batch_size": _at_least(1), "evaluate.bootstrap": _at_least(0),
     "evaluate.mi_negatives": _at_least(0), "evaluate.judge": _one_of("none", "local", "openai"),
-    "evaluate.judge_max_new_tokens": _at_least(1),
+    "evaluate.judge_max_new_tokens": _at_least(1), "evaluate.judge_mode": _one_of("whole", "per_preference"),
 }
 
 
@@ -215,23 +233,19 @@ def check_limits(cfg: Config) -> Config:
 def _coerce(value: Any, typ: Any, where: str) -> Any:
     if value is None:
         return None
-    base = {"bool": bool, "int": int, "float": float, "str": str}
     name = typ if isinstance(typ, str) else getattr(typ, "__name__", str(typ))
     name = name.replace(" | None", "").replace("None | ", "")
     if name == "bool":
-        if isinstance(value, bool):
-            return value
-        if str(value).lower() in ("1", "true", "yes", "on"):
-            return True
-        if str(value).lower() in ("0", "false", "no", "off"):
-            return False
+        flags = {**dict.fromkeys(("1", "true", "yes", "on"), True), **dict.fromkeys(("0", "false", "no", "off"), False)}
+        if isinstance(value, bool) or str(value).lower() in flags:
+            return value if isinstance(value, bool) else flags[str(value).lower()]
         raise MipoError(f"{where}: expected true/false, got {value!r}")
     if isinstance(value, str) and value.lower() in ("none", "null") and "None" in str(typ):
         return None
     if name == "str" and isinstance(value, list):  # compare.methods / seeds written as a YAML list
         return ",".join(str(v) for v in value)
     try:
-        return base[name](value)
+        return {"bool": bool, "int": int, "float": float, "str": str}[name](value)
     except (KeyError, ValueError, TypeError):
         raise MipoError(f"{where}: expected {name}, got {value!r}") from None
 

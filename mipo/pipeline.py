@@ -29,6 +29,7 @@ def validate(cfg: Config, task, *groups: tuple[list, int]) -> str:
     `groups`: (items, max_new_tokens) pairs. Returns the resolved model path. Prompts that cannot fit the context
     with room for the response are refused.
     """
+    protocol_options(cfg, task)
     path = models.resolve(cfg.model)
     if not Path(path).is_dir():
         models.check_hub(path)
@@ -44,6 +45,18 @@ def validate(cfg: Config, task, *groups: tuple[list, int]) -> str:
     return path
 
 
+def protocol_options(cfg: Config, task) -> None:
+    """The authors' prompts, answer rules and fallback exist for some tasks only (`Task.paper_options`)."""
+    from .tasks.base import REGISTRY
+
+    k = cfg.task
+    for key, on in (("task.prompt_style", k.prompt_style == "paper"), ("task.extraction", k.extraction == "paper"),
+                    ("evaluate.extract_with_model", cfg.evaluate.extract_with_model)):
+        if on and key not in task.paper_options:
+            have = ", ".join(n for n, cls in sorted(REGISTRY.items()) if key in cls.paper_options)
+            raise MipoError(f"{key}: task {task.name} has no paper variant (only {have})")
+
+
 def generate(cfg: Config):
     method, rd = get_method(cfg.method), RunDir(cfg)
     single_process_only("generate")
@@ -54,6 +67,7 @@ def generate(cfg: Config):
         return rd.pairs
     t0 = time.perf_counter()
     task = get_task(cfg.task.name, cfg.task)
+    protocol_options(cfg, task)  # before reading any data
     items = task.load(cfg.task, cfg.task.train_split)
     held_out = task.load(cfg.task, cfg.task.eval_split)  # checked now, not after an hour of sampling and training
     strategy = method.check(cfg, task, items)
@@ -114,6 +128,7 @@ def evaluate(cfg: Config):
                         f"alone with --evaluate.base_only true)")
     t0 = time.perf_counter()
     task = get_task(cfg.task.name, cfg.task)
+    protocol_options(cfg, task)
     items = task.load(cfg.task, cfg.task.eval_split)
     base = HFEngine(*models.load(cfg.model, validate(cfg, task, (items, cfg.evaluate.max_new_tokens))))
     candidates = [Candidate("base", None, cfg.seed)] + ([] if base_only else [Candidate("trained", rd.train, cfg.seed)])

@@ -15,6 +15,7 @@ PURPOSES = {
     "negatives": (1, 500, 0),      # the second generation of a pair (from the corrupted prompt x')
     "round": (1, 0, 100),          # mipo-iterative round r samples with index r - 1
     "eval": (1, 7, 0),             # evaluation decoding
+    "extract": (1, 13, 0),         # evaluate.extract_with_model: the evaluated model reading its own answers
     "infonce": (1, 11, 0),         # the InfoNCE candidate draw
     "judge": (1, 0, 1),            # the judge's requests; index = attempt (0, then 1 for the format retry)
     "self_judge": (1, 77, 1),      # rlaif's written self-judgements; index = attempt

@@ -30,7 +30,10 @@ def trl_args(cfg: Config, config_cls, output_dir: str, on_cuda: bool, **extra):
         # fp32 there. Checkpointing stays on (TRL's default): on CPU it cost no speed and holds fewer activations
         # (bench/training.py, figures in bench/README.md).
         bf16=on_cuda and torch.cuda.is_bf16_supported(), fp16=False, gradient_checkpointing=True,
-        use_cpu=not on_cuda, lr_scheduler_type="linear", warmup_steps=0,
+        use_cpu=not on_cuda, adam_beta2=t.adam_beta2, lr_scheduler_type=t.lr_scheduler,
+        # transformers reads a float warmup_steps in [0, 1) as a share of the steps (its warmup_ratio is gone)
+        warmup_steps=t.warmup_ratio if t.warmup_ratio > 0 else 0,
+        lr_scheduler_kwargs={"min_lr_rate": t.min_lr_ratio} if t.lr_scheduler == "cosine_with_min_lr" else None,
         logging_steps=1, save_strategy="steps", save_steps=t.save_steps, save_total_limit=2,
         report_to="none", disable_tqdm=False, dataloader_num_workers=0,
     )

@@ -42,8 +42,9 @@ def test_arc_layout_digit_labels_and_odd_choice_counts():
     msg = task.messages(digit)[-1]["content"]
     assert 'The answer is: X' in msg and digit.prompt in msg
     scores = task.score([digit, digit, digit], ["The answer is: 1", "The answer is: 2", "balance"], None)
-    assert scores == [{"accuracy": 1.0, "parsed": 1.0}, {"accuracy": 0.0, "parsed": 1.0},
-                      {"accuracy": 0.0, "parsed": 0.0}]  # unparsed = wrong, and counted
+    assert scores == [{"accuracy": 1.0, "parsed": 1.0, "_prediction": "1"},
+                      {"accuracy": 0.0, "parsed": 1.0, "_prediction": "2"},
+                      {"accuracy": 0.0, "parsed": 0.0, "_prediction": None}]  # unparsed = wrong, and counted
 
 
 def test_arc_bad_answer_key_names_row_and_field(tmp_path):

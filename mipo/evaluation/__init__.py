@@ -46,6 +46,32 @@ def evaluate_models(cfg: Config, task: Task, items: list[Item], base: HFEngine, 
             with trained_engine(base, c.train_dir, lambda p: models.load(cfg.model, p)[0]) as engine:
                 answers = engine.sample(prompts, sampling, seed=derive(c.seed, "eval"), batch_size=e.batch_size,
                                         desc=f"eval {c.name}", resume_dir=resume_dir)
-            done[key] = (answers, scorer(answers))
+                replies = model_extractions(cfg, task, engine, answers, c, resume_dir)
+                logliks = choice_logliks(cfg, task, engine, items, resume_dir)
+            done[key] = (answers, scorer(answers, replies, logliks))
         responses[c.name], per_item[c.name] = done[key]
     return responses, per_item, scorer
+
+
+def model_extractions(cfg: Config, task: Task, engine, answers: list[str], c: Candidate, resume_dir) -> dict | None:
+    """evaluate.extract_with_model: the evaluated model itself reads the answers its rule could not (the authors'
+    math fallback), through the same engine; {item index: reply}, or None when off or the task has no fallback."""
+    if not cfg.evaluate.extract_with_model or not hasattr(task, "extraction_prompts"):
+        return None
+    from ..tasks.math import EXTRACT_SAMPLING
+
+    asks = task.extraction_prompts(answers)
+    replies = engine.sample(list(asks.values()), Sampling(*EXTRACT_SAMPLING), seed=derive(c.seed, "extract"),
+                            batch_size=cfg.evaluate.batch_size, desc=f"extract {c.name}",
+                            resume_dir=resume_dir) if asks else []
+    return dict(zip(asks, replies))
+
+
+def choice_logliks(cfg: Config, task: Task, engine, items: list[Item], resume_dir) -> list | None:
+    """Multiple choice: log p(choice | question) of every choice under the evaluated model (lm-evaluation-harness'
+    way, beside the generated answer's accuracy); None for other tasks or an engine that cannot score."""
+    if not hasattr(task, "loglik_requests") or not hasattr(engine, "token_logprobs"):
+        return None
+    prompts, conts = task.loglik_requests(items)
+    return engine.token_logprobs(prompts, conts, batch_size=max(1, cfg.evaluate.batch_size // 4),
+                                 resume_dir=resume_dir)

@@ -58,6 +58,14 @@ PAIRWISE = """You are comparing two AI assistant responses by how well they addr
 Which response better addresses the user's stated preferences while answering the request? Give a one-sentence
 reason, then end with a line of the form "Winner: A", "Winner: B" or "Winner: tie"."""
 
+# The authors' per-preference judge (eval_scripts/prism.py, ca.py, mb.py), word for word: a system turn, then one
+# user turn per stated preference; sampled at T 0.1, top_p 0.9; the first integer of the reply is the score.
+RUBRIC = ("You are a helpful assistant, that evaluates another assistant's response based on how well the response is "
+          "personalized to this user based on their stated preference. Give a score between 1 and 5, 1 if the "
+          "response is general, and 5 if the response sufficiently addresses the user's preference. Only respond with "
+          "a number between 1 and 5 and do not provide an explanation.")
+PREFERENCE = "User: {prompt}\n\nAssistant: {response}\n\nUser's preference: {preference}"
+
 REMINDER = {"score": '\n\nImportant: your reply must end with a line "Score: N" where N is 1, 2, 3, 4 or 5.',
             "winner": '\n\nImportant: your reply must end with a line "Winner: A", "Winner: B" or "Winner: tie".'}
 
@@ -129,6 +137,28 @@ class Judge:
         prompts = [POINTWISE.format(context=it.context or "(none stated)", prompt=it.prompt, response=r)
                    for it, r in zip(items, responses)]
         return self._ask(prompts, parse_score, "score")
+
+    def per_preference(self, items: list[Item], responses: list[str], preferences: list[list[str]],
+                       unparsed: str) -> list[dict]:
+        """One score per stated preference, averaged per item. An unparsed reply (no integer) is dropped from the
+        mean (`unparsed` "drop", the authors' PRISM; no score left = None) or scored 0 ("zero": their CA and MB)."""
+        asks = [(i, p) for i, prefs in enumerate(preferences) for p in prefs]
+        self.calls += len(asks)
+        raw = self.engine.sample(
+            [[{"role": "system", "content": RUBRIC}, {"role": "user", "content": PREFERENCE.format(
+                prompt=items[i].prompt, response=responses[i], preference=p)}] for i, p in asks],
+            Sampling(0.1, 0.9, self.e.judge_max_new_tokens), seed=derive(self.seed, "judge"),
+            batch_size=self.e.batch_size, desc="judge per preference") if asks else []
+        per: list[list] = [[] for _ in items]
+        for (i, _), r in zip(asks, raw):
+            m = re.search(r"\d+", r)
+            per[i].append((int(m.group()) if m else None, r))
+        out = []
+        for got in per:
+            scores = [v if v is not None else 0 for v, _ in got if v is not None or unparsed == "zero"]
+            out.append({"value": sum(scores) / len(scores) if scores else None, "raw": [r for _, r in got],
+                        "unparsed": sum(v is None for v, _ in got), "retried": False})
+        return out
 
     def pairwise(self, items: list[Item], responses: list[str], references: list[str]) -> list[dict]:
         """Both orders per item; value = mean preference for `responses` over `references` (None if no order parsed)."""

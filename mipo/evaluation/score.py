@@ -77,10 +77,17 @@ class Scorer:
     def logprobs(self, prompts, responses) -> list[float]:
         return [lp for lp, _ in self.token_logprobs(prompts, responses)]
 
-    def __call__(self, responses: list[str]) -> list[dict]:
-        """Per-item metrics (floats, None where not defined); keys starting with "_" hold raw material."""
+    def __call__(self, responses: list[str], extractions: dict[int, str] | None = None,
+                 logliks: list | None = None) -> list[dict]:
+        """Per-item metrics (floats, None where not defined); keys starting with "_" hold raw material. From the
+        evaluated model: `extractions`, its replies where the task's rule read no answer (math fallback);
+        `logliks`, its log p of every choice (multiple choice)."""
         e, items = self.cfg.evaluate, self.items
         rows = self.task.score(items, responses, self.logprobs)
+        if extractions is not None:
+            self.task.apply_extractions(items, rows, extractions)
+        if logliks is not None:
+            self.task.apply_logliks(items, rows, logliks)
         self._plain(responses, rows)
         if e.mi_negatives > 0:
             terms = infonce_mi(self.task, items, responses, self.logprobs, e.mi_negatives,
@@ -110,9 +117,9 @@ class Scorer:
         refs = [i for i, it in enumerate(items) if it.reference]
         if self.judge is None:
             self.judge = Judge(e, seed=self.cfg.seed, device=str(self.base.model.device))
-            self.ref_scores = dict(zip(refs, self.judge.pointwise([items[i] for i in refs],
-                                                                   [items[i].reference for i in refs])))
-        scores = self.judge.pointwise(items, responses)
+            self.ref_scores = dict(zip(refs, self._pointwise([items[i] for i in refs],
+                                                             [items[i].reference for i in refs])))
+        scores = self._pointwise(items, responses)
         pair = dict(zip(refs, self.judge.pairwise([items[i] for i in refs], [responses[i] for i in refs],
                                                   [items[i].reference for i in refs]))) if e.judge_pairwise else {}
         for i, (d, sc) in enumerate(zip(rows, scores)):
@@ -121,10 +128,18 @@ class Scorer:
             both = sc["value"] is not None and ref is not None
             d["judge_win"] = float(sc["value"] >= ref) if both else None  # ties are wins
             d["judge_strict_win"] = float(sc["value"] > ref) if both else None
+            if "unparsed" in sc:  # per preference: the unparsed replies of this item, dropped or scored 0
+                d["judge_unparsed"] = float(sc["unparsed"])
             d["_judge"] = {"raw": sc["raw"], "retried": sc["retried"],
                            "reference_score": ref, **({"pairwise": pair[i]} if i in pair else {})}
             if i in pair:
                 d["judge_pairwise_win"] = pair[i]["value"]
+
+    def _pointwise(self, items: list[Item], responses: list[str]) -> list[dict]:
+        if self.cfg.evaluate.judge_mode == "per_preference":
+            return self.judge.per_preference(items, responses, [self.task.preferences(it) for it in items],
+                                             self.task.judge_unparsed)
+        return self.judge.pointwise(items, responses)
 
     def infonce_summary(self) -> dict | None:
         """How many candidates each response was scored against, and the bound's ceiling log(K+1)."""
@@ -137,7 +152,9 @@ class Scorer:
         if self.judge is None:
             return None
         e = self.cfg.evaluate
-        return {"backend": e.judge, "model": e.judge_model, "pairwise": e.judge_pairwise,
+        return {"backend": e.judge, "model": e.judge_model, "pairwise": e.judge_pairwise, "mode": e.judge_mode,
+                **({"unparsed_rule": self.task.judge_unparsed, "reference_unparsed_replies": sum(
+                    v["unparsed"] for v in self.ref_scores.values())} if e.judge_mode == "per_preference" else {}),
                 "n_with_reference": sum(1 for it in self.items if it.reference),
                 "reference_unparsed": sum(v["value"] is None for v in self.ref_scores.values()),
                 "requests": self.judge.calls}

@@ -121,7 +121,14 @@ def notes(metrics: dict) -> str:
     out.write("\nself-BLEU-4 (each response against the model's other responses; lower = more diverse) and distinct-2 "
               "(distinct word bigrams / all bigrams over the model's responses) measure diversity.\n")
     j = metrics.get("judge")
-    if j:
+    if j and j.get("mode") == "per_preference":
+        rule = "left out of the item's mean" if j["unparsed_rule"] == "drop" else "scored 0"
+        out.write(f"\nJudge: {j['backend']} `{j['model']}`, the authors' per-preference rubric: one 1-5 score per "
+                  f"stated preference (the first integer of the reply, T 0.1), averaged per item; win = mean ≥ the "
+                  f"reference response's (ties win), strict = >. {j['n_with_reference']} items have a reference. "
+                  f"Unparsed replies are {rule} (`judge_unparsed` above: per item; references: "
+                  f"{j['reference_unparsed_replies']}).\n")
+    elif j:
         out.write(f"\nJudge: {j['backend']} `{j['model']}`, pointwise 1-5 on how well the response addresses the "
                   f"user's stated preferences; win = score ≥ the reference response's score (ties win), strict = >. "
                   f"{j['n_with_reference']} items have a reference; {j['reference_unparsed']} reference judgements "

@@ -31,6 +31,8 @@ class Task:
     hub_id: str | None = None  # default Hub dataset when no `data` is given
     hub_config: str | None = None
     hub_single_split: str | None = None  # Hub sets published as one split: load it and cut it like a single file
+    # the authors' variants this task has: "task.prompt_style", "task.extraction", "evaluate.extract_with_model"
+    paper_options: tuple[str, ...] = ()
     args: TaskArgs  # set by get_task / load: prompts may depend on config (few-shot, column names)
 
     def __init__(self, args: TaskArgs | None = None):

@@ -11,6 +11,12 @@ from .base import Item, Messages, Task, register, row_id
 INSTRUCTION = ('Answer the multiple choice question. You may reason briefly first; end your response with '
                '"The answer is: X", where X is the label of the correct choice.')
 MARKER = "the answer is"
+# The authors' prompt (eval_scripts/arc.py): the instruction before and after the question, choices "A: ...".
+PAPER_BEFORE = ("You are a helpful assistant. The following is a multiple choice question with answer choices. Your "
+                'response should show clear and concise reasoning, and you should end with "The answer is: <X>", '
+                "where X is the correct letter choice.\n\n")
+PAPER_AFTER = '\n\nYour response should end with "The answer is: <X>", where X is the correct letter choice.'
+LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 
 
 def extract_choice(text: str, labels: list[str]) -> str | None:
@@ -27,6 +33,25 @@ def extract_choice(text: str, labels: list[str]) -> str | None:
     return m.group(1) if m else None
 
 
+def extract_choice_paper(text: str) -> str | None:
+    """The authors' rule: the first standalone A, B, C or D after the FIRST "the answer is"; None if none."""
+    parts = re.split(r"(?i)the answer is", text, maxsplit=1)
+    m = re.search(r"\b([ABCD])\b", parts[1]) if len(parts) > 1 else None
+    return m.group(1) if m else None
+
+
+def paper_question(question: str, texts: list[str]) -> str:
+    return PAPER_BEFORE + question + "\n\n" + "\n".join(f"{LETTERS[i]}: {t}" for i, t in enumerate(texts)) + PAPER_AFTER
+
+
+def relabel(labels: list[str], answer: str, style: str) -> tuple[list[str], str]:
+    """paper: the choices relabelled A, B, ... in order (ARC rows labelled 1-4 too), the gold key with them."""
+    if style != "paper":
+        return labels, answer
+    letters = list(LETTERS[:len(labels)])
+    return letters, letters[labels.index(answer)]
+
+
 def format_question(question: str, labels: list[str], texts: list[str]) -> str:
     return question.strip() + "\n\n" + "\n".join(f"{label}. {t}" for label, t in zip(labels, texts))
 
@@ -35,14 +60,51 @@ class ChoiceTask(Task):
     default_negative = "random_prompt"
     negatives = ("random_prompt",)
     primary_metric = "accuracy"
+    paper_options = ("task.prompt_style", "task.extraction")
 
     def messages(self, item: Item, with_context: bool = True) -> Messages:
+        if self.args.prompt_style == "paper":
+            return [{"role": "user", "content": paper_question(item.meta["question"], item.meta["texts"])}]
         return [{"role": "user", "content": f"{INSTRUCTION}\n\n{item.prompt}"}]
+
+    def item(self, id_: str, question: str, labels: list[str], texts: list[str], answer: str, **meta) -> Item:
+        labels, answer = relabel(labels, answer, self.args.prompt_style)
+        return Item(id=id_, prompt=format_question(question, labels, texts), answer=answer,
+                    meta={"labels": labels, "question": question, "texts": texts, **meta})
+
+    def loglik_request(self, it: Item) -> tuple[str, list[str]]:
+        """lm-evaluation-harness' ARC context and continuations: "Question: q\nAnswer:" / each choice's text."""
+        return f"Question: {it.meta['question'].strip()}\nAnswer:", it.meta["texts"]
+
+    def loglik_requests(self, items: list[Item]) -> tuple[list[Messages], list[str]]:
+        """Every (prompt, choice) pair to score under the evaluated model, choices of an item in label order. The
+        context is the user turn and the choice the assistant's whole reply (end of turn included): chat models
+        read a chat template; lm-eval scores raw text, so its numbers differ by that template."""
+        prompts, conts = [], []
+        for it in items:
+            context, choices = self.loglik_request(it)
+            prompts += [[{"role": "user", "content": context}]] * len(choices)
+            conts += choices
+        return prompts, conts
+
+    def apply_logliks(self, items: list[Item], rows: list[dict], scores: list[tuple[float, int]]) -> None:
+        """accuracy_loglik: the likeliest choice is the gold one (lm-eval's acc); _norm: log p per byte of the
+        choice (its acc_norm, which divides by the continuation's length)."""
+        at = 0
+        for it, d in zip(items, rows):
+            _, choices = self.loglik_request(it)
+            got = scores[at:at + len(choices)]
+            at += len(choices)
+            gold = it.meta["labels"].index(it.answer)
+            norm = [lp / max(1, len(c.encode())) for (lp, _), c in zip(got, choices)]
+            d["accuracy_loglik"] = float(max(range(len(got)), key=lambda j: got[j][0]) == gold)
+            d["accuracy_loglik_norm"] = float(max(range(len(got)), key=norm.__getitem__) == gold)
 
     def score(self, items, responses, base_scorer):
         out = []
         for it, resp in zip(items, responses):
-            pred = extract_choice(resp, it.meta["labels"])
+            pred = (extract_choice_paper(resp) if self.args.extraction == "paper"
+                    else extract_choice(resp, it.meta["labels"]))
             # An answer that cannot be parsed is wrong (and counted in `parsed`), never dropped.
             out.append({"accuracy": float(pred == it.answer), "parsed": float(pred is not None), "_prediction": pred})
         return out
@@ -62,8 +124,7 @@ class ARC(ChoiceTask):
         key = require_text(row, "answerKey", where).strip()
         if key not in labels:  # some ARC rows use digits 1-4 for both key and labels; they must agree
             raise MipoError(f"{where}: field 'answerKey' is '{key}', not one of the labels {labels}")
-        return Item(id=require_text(row, "id", where), prompt=format_question(question, labels, texts), answer=key,
-                    meta={"labels": labels})
+        return self.item(require_text(row, "id", where), question, labels, texts, key)
 
 
 @register
@@ -91,8 +152,13 @@ class MMLU(ChoiceTask):
             answer = int(answer)
         if not isinstance(answer, int) or isinstance(answer, bool) or not 0 <= answer < len(choices):
             raise MipoError(f"{where}: field 'answer' must be an index 0-{len(choices) - 1}, got {answer!r}")
-        return Item(id=row_id(row, where), prompt=format_question(question, labels, [str(c) for c in choices]),
-                    answer=labels[answer], meta={"labels": labels, "subject": str(row.get("subject") or "unknown")})
+        return self.item(row_id(row, where), question, labels, [str(c) for c in choices], labels[answer],
+                         subject=str(row.get("subject") or "unknown"))
+
+    def loglik_request(self, it: Item) -> tuple[str, list[str]]:
+        """lm-evaluation-harness' MMLU context (question, "A. ..." lines, "Answer:") and continuations: the labels."""
+        lines = "\n".join(f"{label}. {t}" for label, t in zip("ABCDEFGHIJ", it.meta["texts"]))
+        return f"{it.meta['question'].strip()}\n{lines}\nAnswer:", list("ABCDEFGHIJ"[:len(it.meta["texts"])])
 
     def summarize(self, items, per_item):
         # micro accuracy = the per-item mean (the `accuracy` row); macro = mean of per-subject accuracies

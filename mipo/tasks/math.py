@@ -42,6 +42,21 @@ FEWSHOT = [
 ]
 _NUM = r"-?\d[\d,]*(?:\.\d+)?"
 
+# The authors' prompt (eval_scripts/gsm.py and svamp.py, `dataset()`): one user turn, the instruction, the same
+# 8 exemplars as "Example i:" blocks whose answers end "So the answer is N." then "#### N", and "New question:".
+PAPER_INSTRUCTION = ("You are a helpful math assistant. Solve the following problem step-by-step and give the final "
+                     "answer after ####.")
+
+
+def paper_example(i: int, question: str, answer: str) -> str:
+    reasoning, short = answer.rsplit("\n#### ", 1)
+    return f"Example {i + 1}:\nQuestion: {question}\nAnswer: {reasoning} So the answer is {short}.\n#### {short}"
+
+
+def paper_prompt(question: str, k: int = 8) -> str:
+    shots = [paper_example(i, q, a) for i, (q, a) in enumerate(FEWSHOT[:k])]
+    return "\n\n".join([PAPER_INSTRUCTION, *shots, f"New question: {question}"]).strip()
+
 
 def extract_answer(text: str) -> str | None:
     """The number after the last `####`, else the last number in the text; None if there is none."""
@@ -54,6 +69,13 @@ def extract_answer(text: str) -> str | None:
     return _norm(nums[-1]) if nums else None
 
 
+def extract_answer_paper(text: str) -> str | None:
+    """The authors' rule: the first number (unsigned, no commas) after the FIRST "####"; None if there is none."""
+    parts = text.split("####")
+    m = re.search(r"\d+\.?\d*", parts[1]) if len(parts) > 1 else None
+    return _norm(m.group()) if m else None
+
+
 def _norm(num: str) -> str:
     num = num.replace(",", "").rstrip(".")
     try:
@@ -63,25 +85,53 @@ def _norm(num: str) -> str:
     return str(int(value)) if value.is_integer() else repr(value)
 
 
+# The authors' fallback (eval_scripts/gsm.py; "anythig" sic): asked of the evaluated model when the rule fails,
+# sampled at T 0.1, top_p 0.9, up to 1024 tokens; the first number of its reply is the prediction.
+EXTRACT_PROMPT = ("Extract the numeric answer from this reasoning, and do not include anythig else in your response "
+                  "other than the number. ")
+EXTRACT_SAMPLING = (0.1, 0.9, 1024)
+
+
 class MathTask(Task):
     default_negative = "random_prompt"
     negatives = ("random_prompt", "drop_sentence")
     primary_metric = "accuracy"
+    paper_options = ("task.prompt_style", "task.extraction", "evaluate.extract_with_model")
 
     def messages(self, item: Item, with_context: bool = True) -> Messages:
         k = self.args.fewshot
         if not 0 <= k <= len(FEWSHOT):
             raise MipoError(f"task.fewshot: must be between 0 and {len(FEWSHOT)}, got {k}")
+        if self.args.prompt_style == "paper":
+            return [{"role": "user", "content": paper_prompt(item.prompt, k)}]
         shots = [m for q, a in FEWSHOT[:k] for m in ({"role": "user", "content": q}, {"role": "assistant", "content": a})]
         return [{"role": "system", "content": SYSTEM}, *shots, {"role": "user", "content": item.prompt}]
+
+    def extract(self, text: str) -> str | None:
+        return (extract_answer_paper if self.args.extraction == "paper" else extract_answer)(text)
 
     def score(self, items, responses, base_scorer):
         out = []
         for it, resp in zip(items, responses):
-            pred = extract_answer(resp)
+            pred = self.extract(resp)
             out.append({"accuracy": float(pred is not None and pred == it.answer), "parsed": float(pred is not None),
                         "_prediction": pred})
         return out
+
+
+    def extraction_prompts(self, responses: list[str]) -> dict[int, Messages]:
+        """The fallback's requests: one per response whose answer the rule cannot read."""
+        return {i: [{"role": "user", "content": EXTRACT_PROMPT + r}] for i, r in enumerate(responses)
+                if self.extract(r) is None}
+
+    def apply_extractions(self, items: list[Item], rows: list[dict], replies: dict[int, str]) -> None:
+        """Re-score the items the fallback answered; `model_extracted` counts them (`parsed` stays the rule's)."""
+        for i, d in enumerate(rows):
+            d["model_extracted"] = float(i in replies)
+            if i in replies:
+                m = re.search(r"\d+\.?\d*", replies[i])
+                pred = _norm(m.group()) if m else None
+                d.update(accuracy=float(pred is not None and pred == items[i].answer), _prediction=pred)
 
 
 @register
@@ -93,7 +143,7 @@ class GSM8K(MathTask):
         question, solution = require_text(row, "question", where), require_text(row, "answer", where)
         if "####" not in solution:
             raise MipoError(f"{where}: field 'answer' has no '#### <number>' final answer")
-        answer = extract_answer(solution)
+        answer = self.extract(solution)  # paper: the gold read by the authors' rule too, as their preprocessing did
         if answer is None:
             raise MipoError(f"{where}: field 'answer' has no number after '####'")
         return Item(id=row_id(row, where), prompt=question, answer=answer)

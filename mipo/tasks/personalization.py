@@ -6,6 +6,7 @@ judge scores responses against it, and `reference` (where the set has one) is th
 """
 from __future__ import annotations
 
+import re
 from dataclasses import replace
 from pathlib import Path
 
@@ -32,6 +33,13 @@ class ContextTask(Task):
     default_negative = "drop_context"
     negatives = CONTEXT_NEGATIVES
     primary_metric = "cond_mi"
+
+    judge_unparsed = "drop"  # evaluate.judge_mode per_preference: an unparsed score is dropped ("zero": scored 0)
+
+    def preferences(self, item: Item) -> list[str]:
+        """The stated preferences the per-preference judge scores one by one: the context's sentences (PRISM: its
+        two survey answers)."""
+        return [s for s in re.split(r"(?<=[.!?])\s+", (item.context or "").strip()) if s]
 
     def messages(self, item: Item, with_context: bool = True) -> Messages:
         # The context goes in the user turn (not a system prompt) so that dropping it leaves the model's own
@@ -89,6 +97,9 @@ def _terms(row: dict, field: str, where: str) -> list[str]:
     return [t.strip() for t in value]
 
 
+ABOUT, WANTS = "What matters to me: ", "How I want an AI assistant to behave: "
+
+
 @register
 class PRISM(ContextTask):
     """PRISM (Kirk et al. 2024): one item per conversation, joined to its author's survey row by `user_id`.
@@ -120,14 +131,29 @@ class PRISM(ContextTask):
             joined.append((where, {**row, "_survey": users[uid]}))
         return self.split_rows(joined, split, args)
 
+    paper_options = ("task.prompt_style",)
+
+    def preferences(self, item: Item) -> list[str]:
+        """The user's two survey answers, read back from the context (which may be another user's: InfoNCE)."""
+        return [p.strip() for p in re.split(f"{ABOUT}|{WANTS}", item.context or "") if p.strip()]
+
+    def messages(self, item: Item, with_context: bool = True) -> Messages:
+        """paper: the authors' PRISM prompt (eval_scripts/prism.py), their `instructions` (unreleased) replaced by
+        the user's two survey answers; without the context, their `base_prompt`."""
+        if self.args.prompt_style != "paper":
+            return super().messages(item, with_context)
+        wants = " ".join(self.preferences(item)) if with_context and item.context else ""
+        keep = f" Please respect the following requirements made by the user: {wants}" if wants else ""
+        return [{"role": "user", "content": "Give me short 2-3 sentence answers to the following prompt: "
+                 f"{item.prompt.strip()}{keep} Respond with short 2-3 sentences."}]
+
     def parse(self, row, where):
         s = row["_survey"]
         about, wants = _text(s.get("self_description")), _text(s.get("system_string"))
         if not about and not wants:
             raise MipoError(f"{where}: the survey row of user '{row['user_id']}' has neither field "
                             f"'self_description' nor 'system_string'")
-        context = " ".join(x for x in (about and f"What matters to me: {about}",
-                                       wants and f"How I want an AI assistant to behave: {wants}") if x)
+        context = " ".join(x for x in (about and f"{ABOUT}{about}", wants and f"{WANTS}{wants}") if x)
         reference = None
         for turn in row.get("conversation_history") or []:
             if turn.get("turn") == 0 and turn.get("role") == "model" and turn.get("if_chosen"):
@@ -152,6 +178,7 @@ class CommunityAlignment(ContextTask):
     One Hub split `train`, cut 70/30 in file order.
     """
     name, hub_id, hub_single_split = "community_alignment", "facebook/community-alignment-dataset", "train"
+    judge_unparsed = "zero"  # the authors' ca.py
 
     def parse(self, row, where):
         profile = [f"{label}: {_text(row.get(k))}" for k, label in CA_PROFILE if _text(row.get(k))]
@@ -170,6 +197,7 @@ class Multifaceted(ContextTask):
     message), `prompt`, `reference_answer`. The context stays a system message, as the benchmark intends;
     dropping it leaves no system message. One Hub split `train`, cut 70/30 in file order."""
     name, hub_id, hub_single_split = "multifaceted", "kaist-ai/Multifaceted-Bench", "train"
+    judge_unparsed = "zero"  # the authors' mb.py
 
     def parse(self, row, where):
         return Item(id=row_id(row, where), prompt=require_text(row, "prompt", where),
