@@ -35,8 +35,7 @@ class TaskArgs:
     eval_split: str = "test"
     n_train: int | None = None  # first n prompts of the train split (None = all)
     n_eval: int | None = None  # n items of the eval split, drawn as `eval_draw` says (None = all, in file order)
-    # random = numpy RandomState(eval_seed).permutation(N)[:n], the rows pandas' `df.sample(n, random_state=seed)`
-    # picks (the paper's draw with 42); first = the first n rows in file order (which can be one MMLU subject)
+    # random = the rows pandas' `df.sample(n, random_state=eval_seed)` picks (the paper's draws: 42); first = file order
     eval_draw: str = "random"
     eval_seed: int = 42
     negative: str | None = None  # None = the task's default strategy
@@ -71,9 +70,7 @@ class GenerateArgs:
     max_concurrency: int = 16  # openai: requests in flight
     timeout_s: float = 600.0  # openai: per request
     max_retries: int = 8  # openai: on 408/409/429/5xx/connection errors, exponential backoff (1 s doubling, cap 30 s)
-    # openai: the longest one request keeps retrying before the run stops (rerun to resume); a connection refused
-    # before the server ever answered is not retried at all
-    max_retry_s: float = 300.0
+    max_retry_s: float = 300.0  # openai: most seconds one request retries (a refusal before any answer: none)
     rlaif_samples: int = 4  # rlaif: responses per prompt, scored 1-5 by the base model; best vs worst form the pair
     rlaif_judge_tokens: int = 48  # rlaif: tokens the base model may write for its score
     tensor_parallel_size: int = 1  # vllm
@@ -173,6 +170,8 @@ class Config:
                     keep[section] = {k: v for k, v in keep[section].items() if k not in ENGINE_ONLY[section]}
         for s in set(keep) & set(SECTIONS):
             keep[s] = {k: v for k, v in keep[s].items() if f"{s}.{k}" not in LATER or LATER[f"{s}.{k}"] != v}
+        if keep.get("task", {}).get("n_eval", 0) is None:  # every held-out item: how a subset is drawn is moot
+            keep["task"] = {k: v for k, v in keep["task"].items() if k not in ("eval_draw", "eval_seed")}
         return hashlib.sha256(json.dumps(keep, sort_keys=True).encode()).hexdigest()[:16]
 
 

@@ -62,3 +62,11 @@ def test_shipped_recipes_load():
     assert recipes
     for r in recipes:
         assert isinstance(load_recipe(r), Config)
+
+
+def test_the_eval_draw_is_in_fingerprints_only_when_it_picks_a_subset():
+    a, b = Config(), Config()
+    b.task.eval_draw, b.task.eval_seed = "first", 7
+    assert a.fingerprint("task") == b.fingerprint("task")  # every held-out item either way
+    a.task.n_eval = b.task.n_eval = 50
+    assert a.fingerprint("task") != b.fingerprint("task")
