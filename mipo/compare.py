@@ -20,7 +20,7 @@ from . import models, pipeline
 from .config import Config
 from .io import MipoError, atomic_path, write_json, write_jsonl, write_text
 from .methods import get_method
-from .rundir import RunDir
+from .rundir import RunDir, drop_partial
 from .tasks import get_task
 
 log = logging.getLogger("mipo")
@@ -91,7 +91,7 @@ def evaluate_all(cfg: Config, methods: list[str], seeds: list[int], failures: di
     resume = RunDir(dataclasses.replace(cfg, method="mipo")).partial("evaluate")
     # the scoring model and the InfoNCE draw are the same for every model: the root config's seed
     responses, per, _ = evaluate_models(cfg, task, items, base, candidates, resume)
-    shutil.rmtree(resume, ignore_errors=True)
+    drop_partial(resume)
     return task, items, responses, per
 
 

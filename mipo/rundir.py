@@ -43,6 +43,13 @@ STAGES = {
 }
 
 
+def drop_partial(path: Path) -> None:
+    """Remove a stage's resume logs, and the `partial/` directory above them once it holds nothing else."""
+    shutil.rmtree(path, ignore_errors=True)
+    if path.parent.is_dir() and not any(path.parent.iterdir()):
+        path.parent.rmdir()
+
+
 class RunDir:
     def __init__(self, cfg: Config):
         check_limits(cfg)  # every stage opens its run directory first: the Python API gets the CLI's checks
@@ -114,9 +121,7 @@ class RunDir:
 
     def finish(self, stage: str, seconds: float, **extra) -> None:
         """Stamp a finished stage, drop its resume logs, record its time."""
-        shutil.rmtree(self.path / "partial" / stage, ignore_errors=True)
-        if not any((self.path / "partial").glob("*")):
-            shutil.rmtree(self.path / "partial", ignore_errors=True)
+        drop_partial(self.path / "partial" / stage)
         # ru_maxrss is the process peak: exact for a stage run alone (`mipo train`), cumulative within `mipo run`
         peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         write_json(self.path / "stages" / f"{stage}.json",

@@ -252,6 +252,7 @@ def test_compare_table_two_seeds(tiny_model_dir, tmp_path, capsys):
     result = json.loads((run_dir / "compare.json").read_text())
     assert result["method_order"] == ["prompting", "mipo", "sft-self"]
     assert set(result["failures"]) == {"rlaif/seed0", "rlaif/seed1"}
+    assert not (run_dir / "partial").exists()  # the evaluation's resume logs go, and the empty partial/ with them
     # mipo and sft-self read the same samples: one generate stage per seed, the same pairs
     assert (run_dir / "mipo" / "seed0" / "pairs.jsonl").read_bytes() == \
         (run_dir / "sft-self" / "seed0" / "pairs.jsonl").read_bytes() == \
