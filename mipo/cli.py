@@ -13,7 +13,7 @@ from dataclasses import fields
 from pathlib import Path
 
 from .config import LIMITS, SECTIONS, TOP_LEVEL, Config, apply_overrides, check_limits, load_recipe
-from .io import MipoError
+from .io import MipoError, causes
 
 STAGES = {
     "generate": "sample responses and build contrastive pairs (run_dir/pairs.jsonl)",
@@ -119,13 +119,12 @@ DISK_ERRNOS = {errno.ENOSPC, errno.EROFS, errno.EDQUOT, errno.EACCES, errno.EPER
 
 def disk_error(e: BaseException | None) -> str | None:
     """"<file>: No space left on device" when e (or what caused it: libraries wrap OSErrors) is a disk failure."""
-    while e is not None:
-        if isinstance(e, OSError) and e.errno in DISK_ERRNOS:
-            return f"{e.filename}: {e.strerror}" if e.filename else e.strerror
+    for c in causes(e):
+        if isinstance(c, OSError) and c.errno in DISK_ERRNOS:
+            return f"{c.filename}: {c.strerror}" if c.filename else c.strerror
         for text in ("No space left on device", "Read-only file system", "Disk quota exceeded"):
-            if text in str(e):
+            if text in str(c):
                 return text
-        e = e.__cause__ or e.__context__
     return None
 
 

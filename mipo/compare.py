@@ -76,6 +76,7 @@ def evaluate_all(cfg: Config, methods: list[str], seeds: list[int], failures: di
 
     root = Path(cfg.run_dir)
     task = get_task(cfg.task.name, cfg.task)
+    pipeline.protocol_options(cfg, task)  # before reading any data, as generate and evaluate do
     items = task.load(cfg.task, cfg.task.eval_split)
     base = HFEngine(*models.load(cfg.model, pipeline.validate(cfg, task, (items, cfg.evaluate.max_new_tokens))))
     candidates = []

@@ -74,6 +74,13 @@ def read_jsonl(path: str | os.PathLike) -> list[dict]:
     return [row for _, row in iter_jsonl(path)]
 
 
+def causes(e: BaseException | None):
+    """e, then what caused it, and so on: libraries wrap the errors that matter (an OSError, a refused socket)."""
+    while e is not None:
+        yield e
+        e = e.__cause__ or e.__context__
+
+
 def require_text(row: dict, field: str, where: str) -> str:
     """Return row[field] as a non-empty string or raise naming the file, row and field."""
     value = row.get(field)

@@ -29,7 +29,6 @@ def validate(cfg: Config, task, *groups: tuple[list, int]) -> str:
     `groups`: (items, max_new_tokens) pairs. Returns the resolved model path. Prompts that cannot fit the context
     with room for the response are refused.
     """
-    protocol_options(cfg, task)
     path = models.resolve(cfg.model)
     if not Path(path).is_dir():
         models.check_hub(path)

@@ -18,7 +18,7 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
-from ..io import BatchLog, MipoError
+from ..io import BatchLog, MipoError, causes
 from ..seeds import derive
 from . import Messages, Sampling
 
@@ -206,11 +206,7 @@ class OpenAIEngine:
 
 def _refused(e: BaseException) -> bool:
     """Whether a connection error was a refusal (nothing listens on the port), looking through its causes."""
-    while e is not None:
-        if isinstance(e, ConnectionRefusedError) or "connection refused" in str(e).lower():
-            return True
-        e = e.__cause__ or e.__context__
-    return False
+    return any(isinstance(c, ConnectionRefusedError) or "connection refused" in str(c).lower() for c in causes(e))
 
 
 def _retry_after(response) -> float | None:

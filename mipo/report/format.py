@@ -21,8 +21,8 @@ LABELS = {
     "model_extracted": "answers read by the model itself (rule found none)",
 }
 # the order of a report's rows: what the user gets, what could fool it, the information measures, the rest
-ORDER = ("accuracy", "accuracy_loglik", "accuracy_loglik_norm", "model_extracted", "violation", "cue", "parrot", "broken", "rep4", "nontext", "fluency", "words", "cond_mi",
-         "cond_mi_per_token", "infonce_mi")
+ORDER = ("accuracy", "accuracy_loglik", "accuracy_loglik_norm", "model_extracted", "violation", "cue", "parrot",
+         "broken", "rep4", "nontext", "fluency", "words", "cond_mi", "cond_mi_per_token", "infonce_mi")
 LAST = ("logp_full", "logp_bare", "judge_unparsed", "self_bleu4", "distinct_2", "mean_response_chars")
 # direction in which each measure is better, for the report's check that MI did not rise at the user's expense
 BETTER = {"violation": -1, "cue": 1, "broken": -1, "rep4": -1, "nontext": -1, "fluency": 1}

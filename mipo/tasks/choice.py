@@ -157,8 +157,8 @@ class MMLU(ChoiceTask):
 
     def loglik_request(self, it: Item) -> tuple[str, list[str]]:
         """lm-evaluation-harness' MMLU context (question, "A. ..." lines, "Answer:") and continuations: the labels."""
-        lines = "\n".join(f"{label}. {t}" for label, t in zip("ABCDEFGHIJ", it.meta["texts"]))
-        return f"{it.meta['question'].strip()}\n{lines}\nAnswer:", list("ABCDEFGHIJ"[:len(it.meta["texts"])])
+        lines = "\n".join(f"{label}. {t}" for label, t in zip(LETTERS, it.meta["texts"]))
+        return f"{it.meta['question'].strip()}\n{lines}\nAnswer:", list(LETTERS[:len(it.meta["texts"])])
 
     def summarize(self, items, per_item):
         # micro accuracy = the per-item mean (the `accuracy` row); macro = mean of per-subject accuracies

@@ -72,7 +72,12 @@ def extract_answer(text: str) -> str | None:
 def extract_answer_paper(text: str) -> str | None:
     """The authors' rule: the first number (unsigned, no commas) after the FIRST "####"; None if there is none."""
     parts = text.split("####")
-    m = re.search(r"\d+\.?\d*", parts[1]) if len(parts) > 1 else None
+    return first_number(parts[1]) if len(parts) > 1 else None
+
+
+def first_number(text: str) -> str | None:
+    """The first unsigned number in text as the authors read it (`\\d+\\.?\\d*`, no commas), normalised; None if none."""
+    m = re.search(r"\d+\.?\d*", text)
     return _norm(m.group()) if m else None
 
 
@@ -118,7 +123,6 @@ class MathTask(Task):
                         "_prediction": pred})
         return out
 
-
     def extraction_prompts(self, responses: list[str]) -> dict[int, Messages]:
         """The fallback's requests: one per response whose answer the rule cannot read."""
         return {i: [{"role": "user", "content": EXTRACT_PROMPT + r}] for i, r in enumerate(responses)
@@ -129,8 +133,7 @@ class MathTask(Task):
         for i, d in enumerate(rows):
             d["model_extracted"] = float(i in replies)
             if i in replies:
-                m = re.search(r"\d+\.?\d*", replies[i])
-                pred = _norm(m.group()) if m else None
+                pred = first_number(replies[i])
                 d.update(accuracy=float(pred is not None and pred == items[i].answer), _prediction=pred)
 
 
