@@ -12,7 +12,8 @@ import sys
 from dataclasses import fields
 from pathlib import Path
 
-from .config import LIMITS, SECTIONS, TOP_LEVEL, Config, apply_overrides, check_limits, load_recipe
+from .config import LIMITS, SECTIONS, TOP_LEVEL, Config, check_limits
+from .recipe import apply_overrides, load_recipe
 from .io import MipoError, causes
 
 STAGES = {

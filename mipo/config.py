@@ -1,18 +1,15 @@
 """One config tree for the CLI, YAML recipes and the Python API.
 
 Every field of every section is a CLI flag `--section.field` (top-level fields: `--field`); a YAML recipe uses
-the same names nested by section; flags override the recipe, which overrides the defaults."""
+the same names nested by section; flags override the recipe, which overrides the defaults (mipo/recipe.py reads
+them)."""
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import hashlib
 import json
-from dataclasses import dataclass, field, fields
-from pathlib import Path
+from dataclasses import dataclass, field
 from typing import Any
-
-import yaml
 
 from .io import MipoError
 
@@ -80,7 +77,8 @@ class GenerateArgs:
 # How outputs are obtained, not what they are: left out of fingerprints, so a server restarted on another port or
 # run with more concurrency resumes the same run. The engine fields are left out entirely for the default engine.
 OPERATIONAL = {"generate": ("base_url", "api_key_env", "max_concurrency", "timeout_s", "max_retries", "max_retry_s",
-                            "tensor_parallel_size", "gpu_memory_utilization")}
+                            "tensor_parallel_size", "gpu_memory_utilization"),
+               "train": ("gradient_checkpointing", "precompute_ref")}
 ENGINE_ONLY = {"generate": ("engine", "api_model")}
 # Fields added after run directories existed: left out of fingerprints at these defaults, so those runs still resume.
 LATER = {"task.prompt_style": "mipo", "task.extraction": "mipo", "train.adam_beta2": 0.999,
@@ -112,6 +110,11 @@ class TrainArgs:
     # context, for drop_context): DPO otherwise learns to echo the context back (README "Does it work?"); 1 = all
     max_echo: float = 1.0
     grpo_generations: int = 4  # mi-grpo: completions per prompt (the group)
+    # Speed only (left out of fingerprints). auto: on CPU checkpointing on (it cost no speed there), no precompute;
+    # on CUDA checkpointing only when the step would not fit without it (mipo.train.use_checkpointing), and the
+    # reference log-probs of every pair computed in one pass before training (no reference forward per step)
+    gradient_checkpointing: str = "auto"  # auto | true | false
+    precompute_ref: str = "auto"  # auto | true | false (DPO-trained methods: mipo, mipo-filtered/-iterative, rlaif)
 
 
 @dataclass
@@ -212,7 +215,8 @@ LIMITS = {
     "train.max_length": _at_least(2), "train.save_steps": _at_least(1), "train.rounds": _at_least(1),
     "train.grpo_generations": _at_least(2), "train.max_echo": _in(0, 1), "train.adam_beta2": _in(0, 1),
     "train.lr_scheduler": _one_of("linear", "cosine_with_min_lr"), "train.min_lr_ratio": _in(0, 1),
-    "train.warmup_ratio": _in(0, 0.99), "evaluate.temperature": _at_least(0), "evaluate.top_p": _in(0, 1, lo_open=True),
+    "train.warmup_ratio": _in(0, 0.99), "train.gradient_checkpointing": _one_of("auto", "true", "false"),
+    "train.precompute_ref": _one_of("auto", "true", "false"), "evaluate.temperature": _at_least(0), "evaluate.top_p": _in(0, 1, lo_open=True),
     "evaluate.max_new_tokens": _at_least(1), "evaluate.batch_size": _at_least(1), "evaluate.bootstrap": _at_least(0),
     "evaluate.mi_negatives": _at_least(0), "evaluate.judge": _one_of("none", "local", "openai"),
     "evaluate.judge_max_new_tokens": _at_least(1), "evaluate.judge_mode": _one_of("whole", "per_preference"),
@@ -227,73 +231,3 @@ def check_limits(cfg: Config) -> Config:
         if value is not None and not ok(value):
             raise MipoError(f"{key}: must be {rule}, got {value!r}")
     return cfg
-
-
-def _coerce(value: Any, typ: Any, where: str) -> Any:
-    if value is None:
-        return None
-    name = typ if isinstance(typ, str) else getattr(typ, "__name__", str(typ))
-    name = name.replace(" | None", "").replace("None | ", "")
-    if name == "bool":
-        flags = {**dict.fromkeys(("1", "true", "yes", "on"), True), **dict.fromkeys(("0", "false", "no", "off"), False)}
-        if isinstance(value, bool) or str(value).lower() in flags:
-            return value if isinstance(value, bool) else flags[str(value).lower()]
-        raise MipoError(f"{where}: expected true/false, got {value!r}")
-    if isinstance(value, str) and value.lower() in ("none", "null") and "None" in str(typ):
-        return None
-    if name == "str" and isinstance(value, list):  # compare.methods / seeds written as a YAML list
-        return ",".join(str(v) for v in value)
-    try:
-        return {"bool": bool, "int": int, "float": float, "str": str}[name](value)
-    except (KeyError, ValueError, TypeError):
-        raise MipoError(f"{where}: expected {name}, got {value!r}") from None
-
-
-def _types(cls) -> dict[str, str]:
-    return {f.name: str(f.type) for f in fields(cls)}
-
-
-def _unknown(key: str, valid: list[str], where: str) -> MipoError:
-    near = difflib.get_close_matches(key, valid, n=1)
-    hint = f"; did you mean '{near[0]}'?" if near else f"; valid keys: {', '.join(valid)}"
-    return MipoError(f"{where}: unknown key '{key}'{hint}")
-
-
-def apply_overrides(cfg: Config, overrides: dict[str, Any], where: str) -> Config:
-    """Apply a nested dict (YAML recipe) or flat dotted dict (CLI) onto cfg, validating every key."""
-    top = _types(Config)
-    for key, value in overrides.items():
-        if "." in key:
-            section, _, name = key.partition(".")
-            value = {name: value}
-        else:
-            section = key
-        if section in SECTIONS:
-            if not isinstance(value, dict):
-                raise MipoError(f"{where}: '{section}' must be a mapping of {', '.join(_types(SECTIONS[section]))}")
-            obj, types = getattr(cfg, section), _types(SECTIONS[section])
-            for name, v in value.items():
-                if name not in types:
-                    raise _unknown(f"{section}.{name}", [f"{section}.{n}" for n in types], where)
-                setattr(obj, name, _coerce(v, types[name], f"{where}: {section}.{name}"))
-        elif section in TOP_LEVEL:
-            setattr(cfg, section, _coerce(value, top[section], f"{where}: {section}"))
-        else:
-            valid = list(TOP_LEVEL) + list(SECTIONS) + [f"{s}.{f.name}" for s, c in SECTIONS.items() for f in fields(c)]
-            raise _unknown(section, valid, where)
-    return cfg
-
-
-def load_recipe(path: str | Path, cfg: Config | None = None) -> Config:
-    path = Path(path)
-    if not path.is_file():
-        raise MipoError(f"{path}: recipe not found")
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        at = f":{mark.line + 1}:{mark.column + 1}" if mark else ""
-        raise MipoError(f"{path}{at}: invalid YAML ({getattr(e, 'problem', None) or str(e).splitlines()[0]})") from None
-    if not isinstance(data, dict):
-        raise MipoError(f"{path}: a recipe must be a mapping of sections")
-    return apply_overrides(cfg or Config(), data, str(path))

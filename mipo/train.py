@@ -19,17 +19,19 @@ from .io import MipoError, atomic_path, read_jsonl
 log = logging.getLogger("mipo")
 
 
-def trl_args(cfg: Config, config_cls, output_dir: str, on_cuda: bool, **extra):
-    """The settings every TRL trainer here shares (DPO, SFT, GRPO, the contrastive losses); `extra` adds to them."""
+def trl_args(cfg: Config, config_cls, output_dir: str, on_cuda: bool, checkpointing: bool | None = None, **extra):
+    """The settings every TRL trainer here shares (DPO, SFT, GRPO, the contrastive losses); `extra` adds to them.
+    `checkpointing`: gradient checkpointing as `use_checkpointing` decided; None = on unless
+    train.gradient_checkpointing is false."""
+    if checkpointing is None:
+        checkpointing = cfg.train.gradient_checkpointing != "false"
     t = cfg.train
     kwargs = dict(
         output_dir=output_dir, learning_rate=t.learning_rate, num_train_epochs=t.epochs,
         per_device_train_batch_size=t.batch_size, gradient_accumulation_steps=t.grad_accum,
         seed=cfg.seed, data_seed=cfg.seed,
-        # TRL defaults to bf16 + gradient checkpointing. bf16 matrix products on a CPU are far slower than fp32, so
-        # fp32 there. Checkpointing stays on (TRL's default): on CPU it cost no speed and holds fewer activations
-        # (bench/training.py, figures in bench/README.md).
-        bf16=on_cuda and torch.cuda.is_bf16_supported(), fp16=False, gradient_checkpointing=True,
+        # TRL defaults to bf16. bf16 matrix products on a CPU are far slower than fp32, so fp32 there.
+        bf16=on_cuda and torch.cuda.is_bf16_supported(), fp16=False, gradient_checkpointing=checkpointing,
         use_cpu=not on_cuda, adam_beta2=t.adam_beta2, lr_scheduler_type=t.lr_scheduler,
         # transformers reads a float warmup_steps in [0, 1) as a share of the steps (its warmup_ratio is gone)
         warmup_steps=t.warmup_ratio if t.warmup_ratio > 0 else 0,
@@ -48,11 +50,15 @@ def train_model_args(cfg: Config):
     return cfg.model if cfg.train.lora else dataclasses.replace(cfg.model, dtype="float32")
 
 
-def dpo_config(cfg: Config, output_dir: str, on_cuda: bool, **extra):
+def dpo_config(cfg: Config, output_dir: str, on_cuda: bool, checkpointing: bool | None = None, **extra):
     from trl import DPOConfig
 
-    return trl_args(cfg, DPOConfig, output_dir, on_cuda, beta=cfg.train.beta, max_length=cfg.train.max_length,
-                    remove_unused_columns=True, **extra)
+    # train.precompute_ref auto = on CUDA: TRL scores every pair under the reference once before training (for a
+    # full fine-tune it then keeps no reference copy) instead of a reference forward in every step
+    precompute = cfg.train.precompute_ref == "true" or (cfg.train.precompute_ref == "auto" and on_cuda)
+    return trl_args(cfg, DPOConfig, output_dir, on_cuda, checkpointing, beta=cfg.train.beta,
+                    max_length=cfg.train.max_length, remove_unused_columns=True, precompute_ref_log_probs=precompute,
+                    **extra)
 
 
 def lora_config(cfg: Config):
@@ -84,9 +90,61 @@ def make_dpo_trainer(cfg: Config, model, tok, dataset, output_dir: str, ref_mode
     from trl import DPOTrainer
 
     on_cuda = model.device.type == "cuda"
+    ckpt = use_checkpointing(  # a step holds batch x (chosen, rejected) sequences
+        cfg, model, lambda: 2 * cfg.train.batch_size * longest_row(tok, dataset, ("chosen", "rejected"),
+                                                                    cfg.train.max_length))
     return DPOTrainer(
-        model=model, ref_model=ref_model, args=dpo_config(cfg, output_dir, on_cuda), train_dataset=dataset,
+        model=model, ref_model=ref_model, args=dpo_config(cfg, output_dir, on_cuda, ckpt), train_dataset=dataset,
         processing_class=tok, peft_config=lora_config(cfg) if cfg.train.lora else None)
+
+
+def longest_row(tok, rows, responses: tuple[str, ...], max_length: int, sample: int = 32) -> int:
+    """Tokens of the longest prompt + response among the rows (conversational: message lists), capped at
+    max_length; only the `sample` longest rows by characters are tokenized."""
+    def chars(r, k):
+        return sum(len(m["content"]) for m in r["prompt"] + r[k])
+
+    longest = sorted(((chars(r, k), i, k) for i, r in enumerate(rows) for k in responses), reverse=True)[:sample]
+    lengths = [len(tok.apply_chat_template(rows[i]["prompt"] + rows[i][k], tokenize=True, return_dict=False))
+               for _, i, k in longest]
+    return min(max(lengths, default=1), max_length)
+
+
+def step_bytes(config, n_params: int, tokens: int, full: bool, ref_copy: bool) -> int:
+    """What a training step needs on the GPU beyond the loaded weights, without gradient checkpointing, in bytes.
+    Full fine-tune: fp32 gradients and AdamW's two moments (12 B/param), bf16 copies of the weights under autocast
+    (2) and a bf16 reference copy unless precomputed (2). Activations kept for the backward pass (bf16), per token
+    and layer: the norms' inputs, q/k/v, attention and projection outputs (~6 hidden + 2 kv), the MLP's gate, up,
+    activation and product (4 intermediate); per token: the logits in bf16 and fp32 and their gradient (10 B/vocab
+    entry). A coarse estimate (flash/SDPA attention keeps no seq x seq scores); bench/gpu.py measures the peak."""
+    kv = config.num_key_value_heads * (config.hidden_size // config.num_attention_heads)
+    per_token = 2 * config.num_hidden_layers * (6 * config.hidden_size + 2 * kv + 4 * config.intermediate_size)
+    weights = n_params * (12 + 2 + (2 if ref_copy else 0)) if full else 0
+    return weights + tokens * (per_token + 10 * config.vocab_size)
+
+
+def use_checkpointing(cfg: Config, model, step_tokens, reference: bool = True) -> bool:
+    """train.gradient_checkpointing: true/false as set; auto = on CPU, on (measured: no speed cost there, fewer
+    activations held); on CUDA, only when `step_bytes` exceeds 80% of the free memory: checkpointing runs every
+    layer's forward twice (issue 17: 1.01 vs 0.59 s per 1B full fine-tune step). Sharded runs (DeepSpeed, FSDP)
+    keep it on: their memory is not this process's to estimate. `step_tokens()`: the tokens of the largest step;
+    `reference`: the trainer scores a reference model (DPO) unless precomputed."""
+    setting = cfg.train.gradient_checkpointing
+    if setting != "auto":
+        return setting == "true"
+    from accelerate import DistributedType, PartialState
+
+    if model.device.type != "cuda" or PartialState().distributed_type in (DistributedType.DEEPSPEED,
+                                                                          DistributedType.FSDP):
+        return True
+    full = not cfg.train.lora  # a full fine-tune without precomputed reference log-probs keeps a reference copy
+    ref_copy = reference and cfg.train.precompute_ref == "false"
+    need = step_bytes(model.config, model.num_parameters(), step_tokens(), full, ref_copy)
+    free = torch.cuda.mem_get_info(model.device)[0]
+    log.info("gradient checkpointing %s: a step needs ~%.1f GiB beyond the weights, %.1f GiB free "
+             "(train.gradient_checkpointing true/false overrides)", "on" if need > 0.8 * free else "off",
+             need / 2**30, free / 2**30)
+    return need > 0.8 * free
 
 
 def last_checkpoint(ckpt_dir: Path, fingerprint: str, clean: bool = True) -> str | None:

@@ -2,7 +2,8 @@ import pytest
 
 from mipo.cli import main
 from mipo.cli import config_from_args
-from mipo.config import Config, apply_overrides, load_recipe
+from mipo.config import Config
+from mipo.recipe import apply_overrides, load_recipe
 from mipo.io import MipoError
 
 

@@ -8,7 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mipo.config import Config, TaskArgs, apply_overrides, check_limits
+from mipo.config import Config, TaskArgs, check_limits
+from mipo.recipe import apply_overrides
 from mipo.io import MipoError
 from mipo.tasks import get_task
 from mipo.tasks.base import Item, Task, read_rows

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from mipo import pipeline
-from mipo.config import apply_overrides, load_recipe
+from mipo.recipe import apply_overrides, load_recipe
 from mipo.tasks import get_task
 
 from .conftest import FIXTURES, check_run_dir

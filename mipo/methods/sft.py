@@ -17,11 +17,13 @@ class SFTSelf(Method):
         from datasets import Dataset
         from trl import SFTConfig, SFTTrainer
 
-        from ..train import lora_config, read_rows, trl_args
+        from ..train import longest_row, lora_config, read_rows, trl_args, use_checkpointing
 
         data = read_rows(rows, ("prompt", "chosen"))
         dataset = Dataset.from_list([{"prompt": r["prompt"], "completion": r["chosen"]} for r in data])
-        args = trl_args(cfg, SFTConfig, output_dir, model.device.type == "cuda", max_length=cfg.train.max_length,
-                        completion_only_loss=True, packing=False)
+        ckpt = use_checkpointing(cfg, model, lambda: cfg.train.batch_size * longest_row(
+            tok, data, ("chosen",), cfg.train.max_length), reference=False)
+        args = trl_args(cfg, SFTConfig, output_dir, model.device.type == "cuda", ckpt,
+                        max_length=cfg.train.max_length, completion_only_loss=True, packing=False)
         return SFTTrainer(model=model, args=args, train_dataset=dataset, processing_class=tok,
                           peft_config=lora_config(cfg) if cfg.train.lora else None)
