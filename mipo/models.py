@@ -132,7 +132,11 @@ def pick_device(device: str) -> torch.device:
     if device != "auto":
         return torch.device(device)
     if torch.cuda.is_available() and os.environ.get("LOCAL_RANK") is not None:
-        return torch.device("cuda", int(os.environ["LOCAL_RANK"]))  # accelerate launch/torchrun: one GPU per process
+        rank = int(os.environ["LOCAL_RANK"])  # accelerate launch/torchrun: one GPU per process
+        if rank >= torch.cuda.device_count():
+            raise MipoError(f"process {rank} of this machine has no GPU of its own ({torch.cuda.device_count()} "
+                            f"visible): launch at most that many processes (--num_processes)")
+        return torch.device("cuda", rank)
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 

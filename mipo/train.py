@@ -196,13 +196,15 @@ def save_model(trainer, final: Path) -> None:
 
 def merge_from_disk(cfg: Config, adapter_dir: Path, out: Path, base_dir: str | None = None) -> None:
     """Merge a saved LoRA adapter into a fresh copy of the weights it was trained on (on CPU: `base_dir`, by
-    default the configured model) and write the merged model to `out`."""
+    default the configured model) and write the merged model to `out`, in the dtype training used (bf16 on CUDA by
+    default), as the in-memory merge writes it. The merge itself runs in fp32 (bf16 matrix products are slow on CPUs)."""
     from peft import PeftModel
 
     from . import models
 
-    base, tok = models.load(dataclasses.replace(cfg.model, device="cpu"), base_dir)
-    merged = PeftModel.from_pretrained(base, str(adapter_dir)).merge_and_unload()
+    dtype = models.pick_dtype(cfg.model.dtype, models.pick_device(cfg.model.device))
+    base, tok = models.load(dataclasses.replace(cfg.model, device="cpu", dtype="float32"), base_dir)
+    merged = PeftModel.from_pretrained(base, str(adapter_dir)).merge_and_unload().to(dtype)
     with atomic_path(out) as tmp:
         merged.save_pretrained(tmp, safe_serialization=True)
         tok.save_pretrained(tmp)

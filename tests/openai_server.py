@@ -51,6 +51,12 @@ class LocalServer:
         return f"http://127.0.0.1:{self.port}/v1"
 
     def start(self, timeout: float = 240.0) -> "LocalServer":
+        import importlib.util
+
+        from .conftest import installed_or_skip
+
+        installed_or_skip(all(importlib.util.find_spec(m) for m in ("fastapi", "uvicorn")),
+                          "transformers serve (the serve extra: fastapi, uvicorn)")
         exe = Path(sys.executable).parent / "transformers"
         cmd = [str(exe), "serve", str(self.model_dir), "--host", "127.0.0.1", "--port", str(self.port),
                "--device", "cpu", "--dtype", "float32", "--log-level", "info", *self.extra_args]

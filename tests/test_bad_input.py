@@ -4,12 +4,10 @@ from pathlib import Path
 
 import pytest
 
+from mipo.cli import main
 from mipo.io import MipoError
 
-from mipo.cli import main
-from mipo.models import embedded_gguf
-
-from .conftest import FIXTURES
+from .conftest import FIXTURES, embedded_gguf
 
 
 def personalization(tmp_path, rows):

@@ -38,8 +38,9 @@ def write_pairs(run_dir: Path) -> None:
 
 
 def train_args(model_dir, run_dir, per_device_batch):
+    # on CPU: the two processes run with CUDA hidden (gloo), so the one-process run they must equal does too
     return ["train", "--model.name", str(model_dir), "--run-dir", str(run_dir), "--train.learning_rate", "1e-2",
-            "--train.batch_size", str(per_device_batch)]
+            "--train.batch_size", str(per_device_batch), "--model.device", "cpu"]
 
 
 def files(run_dir: Path) -> set[str]:
@@ -102,7 +103,10 @@ def test_merge_from_disk_equals_merge_in_memory(tiny_model_dir, tmp_path):
     merge_from_disk(cfg, tmp_path / "train" / "adapter", tmp_path / "merged2")
     a = load_file(tmp_path / "train" / "merged" / "model.safetensors")
     b = load_file(tmp_path / "merged2" / "model.safetensors")
-    assert a.keys() == b.keys() and all(torch.allclose(a[k], b[k], atol=1e-6) for k in a)
+    assert a.keys() == b.keys()
+    for k in a:  # the dtype training used (bf16 on CUDA), each within that dtype's rounding
+        assert a[k].dtype == b[k].dtype == model.dtype
+        torch.testing.assert_close(a[k], b[k], rtol=1e-6 if a[k].dtype == torch.float32 else 2e-2, atol=1e-6)
 
 
 def test_shipped_accelerate_configs_are_valid():

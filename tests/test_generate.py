@@ -19,8 +19,8 @@ def test_sampling_is_deterministic_given_seed(tiny):
     assert a != sample(model, tok, PROMPTS, seed=2, **kw)
 
 
-def test_logprobs_match_a_plain_forward_and_ignore_padding(tiny):
-    model, tok = tiny
+def test_logprobs_match_a_plain_forward_and_ignore_padding(tiny_fp32):
+    model, tok = tiny_fp32
     responses = ["Lentil soup with rice.", "Prices rise over time.", "3 + 4 = 7 #### 7"]
     batched = logprobs(model, tok, PROMPTS, responses, batch_size=3)
     single = logprobs(model, tok, PROMPTS, responses, batch_size=1)
@@ -29,7 +29,7 @@ def test_logprobs_match_a_plain_forward_and_ignore_padding(tiny):
     p = list(tok.apply_chat_template(PROMPTS[0], add_generation_prompt=True, tokenize=True, return_dict=False))
     y = tok(responses[0], add_special_tokens=False)["input_ids"] + [tok.eos_token_id]
     with torch.no_grad():
-        logits = model(torch.tensor([p + y])).logits[0].log_softmax(-1)
+        logits = model(torch.tensor([p + y], device=model.device)).logits[0].log_softmax(-1)
     by_hand = sum(logits[len(p) - 1 + j, t].item() for j, t in enumerate(y))
     assert abs(by_hand - single[0]) < 1e-3
 
@@ -80,7 +80,7 @@ def test_greedy_decode_equals_transformers_generate(tiny_model_dir, tmp_path, ar
     from mipo.inference.kv_cache import make_cache as _cache
 
     path = tiny_model_dir if arch == "llama" else _sliding_window_model(tiny_model_dir, tmp_path / "mistral")
-    model, tok = models.load(ModelArgs(name=str(path)))
+    model, tok = models.load(ModelArgs(name=str(path), dtype="float32"))  # token-exact: fp32 on any device
     assert _cache(model, 64)[1] == (arch == "llama")  # static KV cache, or the dynamic fallback
     torch.manual_seed(0)
     with torch.no_grad():  # sharper logits than the near-uniform init, so greedy paths differ between prompts
@@ -96,7 +96,7 @@ def test_greedy_decode_equals_transformers_generate(tiny_model_dir, tmp_path, ar
     mine = decode(model, ids, greedy, eos_ids=stop, min_prefix=4, **kw)
     tok.padding_side = "left"
     enc = tok.apply_chat_template(PROMPTS, add_generation_prompt=True, return_tensors="pt", padding=True,
-                                  return_dict=True)
+                                  return_dict=True).to(model.device)
     hf = model.generate(**enc, do_sample=False, max_new_tokens=24, pad_token_id=tok.pad_token_id,
                         eos_token_id=sorted(stop))
     hf = hf[:, enc["input_ids"].shape[1]:].tolist()

@@ -28,10 +28,10 @@ def write_rows(path):
 
 @pytest.mark.parametrize("lora", [True, False])
 def test_reward_is_pmi_under_the_frozen_base(tiny_model_dir, tmp_path, lora):
-    policy, tok = models.load(ModelArgs(name=str(tiny_model_dir)))
-    base, _ = models.load(ModelArgs(name=str(tiny_model_dir)))
+    policy, tok = models.load(ModelArgs(name=str(tiny_model_dir), dtype="float32"))  # by hand to 1e-4: fp32
+    base, _ = models.load(ModelArgs(name=str(tiny_model_dir), dtype="float32"))
     cfg = Config(seed=0)
-    cfg.model.name = str(tiny_model_dir)  # full fine-tuning loads the frozen base from here
+    cfg.model.name, cfg.model.dtype = str(tiny_model_dir), "float32"  # full fine-tuning loads the frozen base from here
     cfg.train.lora, cfg.train.batch_size, cfg.generate.max_new_tokens = lora, 2, 8
     trainer = make_trainer(cfg, policy, tok, write_rows(tmp_path / "rows.jsonl"), str(tmp_path / "o"))
     assert trainer.reward_func_names == ["pmi"] and trainer.beta == 0.0 and trainer.ref_model is None

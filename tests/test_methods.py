@@ -49,7 +49,7 @@ def test_contrastive_loss_matches_the_two_way_softmax_by_hand():
 
 @pytest.mark.parametrize("kind", ["infonce", "sami"])
 def test_contrastive_trainer_loss_is_the_formula_on_a_real_batch(tiny_model_dir, tmp_path, kind):
-    model, tok = models.load(ModelArgs(name=str(tiny_model_dir)))
+    model, tok = models.load(ModelArgs(name=str(tiny_model_dir), dtype="float32"))  # by hand to 1e-4: fp32
     cfg = Config(seed=0, method=kind)
     cfg.train.lora, cfg.train.batch_size = False, 3
     trainer = contrastive_trainer(cfg, model, tok, write_rows(tmp_path / "p.jsonl"), str(tmp_path / "o"))
@@ -199,16 +199,16 @@ def test_rlaif_pairs_best_against_worst(tiny_model_dir, tmp_path):
         assert r["meta"]["scores"] == [1, 2, 3] and r["negative_prompt"] == r["prompt"]
 
 
-def test_rlaif_in_process_scores_are_expected_digits(tiny_model_dir, tmp_path, tiny):
+def test_rlaif_in_process_scores_are_expected_digits(tiny_model_dir, tmp_path, tiny_fp32):
     from mipo.inference.hf import HFEngine, prompt_ids
     from mipo.methods.rlaif import expected_scores
 
-    model, tok = tiny
+    model, tok = tiny_fp32
     prompts = [[{"role": "user", "content": t}] for t in ("Rate this. Short.", "A much longer request to rate, please.")]
     got = expected_scores(HFEngine(model, tok), prompts, batch_size=2)  # one left-padded batch
     opts = [tok(f"Score: {d}", add_special_tokens=False)["input_ids"] for d in range(1, 6)]
     for p, g in zip(prompts, got):  # by hand: one unpadded sequence, the 5 digit tokens after "Score:"
-        ids = torch.tensor([prompt_ids(tok, [p])[0] + opts[0][:-1]])
+        ids = torch.tensor([prompt_ids(tok, [p])[0] + opts[0][:-1]], device=model.device)
         with torch.no_grad():
             probs = model(input_ids=ids).logits[0, -1][[o[-1] for o in opts]].softmax(-1)
         assert g == pytest.approx(sum((d + 1) * probs[d].item() for d in range(5)), abs=1e-4) and 1 <= g <= 5

@@ -6,10 +6,16 @@ import torch
 from mipo import ModelArgs, models
 from mipo.io import MipoError
 
+from .conftest import embedded_gguf
 
-def test_local_dir_loads_fp32_on_cpu(tiny_model_dir):
+
+def test_local_dir_loads_on_the_auto_device_and_dtype(tiny_model_dir):
     model, tok = models.load(ModelArgs(name=str(tiny_model_dir)))
-    assert model.dtype == torch.float32 and model.device.type == "cpu" and not model.training
+    cuda = torch.cuda.is_available()  # auto: bf16 on CUDA, fp32 on CPU
+    assert model.device.type == ("cuda" if cuda else "cpu") and not model.training
+    assert model.dtype == (torch.bfloat16 if cuda and torch.cuda.is_bf16_supported() else torch.float32)
+    model, _ = models.load(ModelArgs(name=str(tiny_model_dir), device="cpu"))
+    assert model.dtype == torch.float32 and model.device.type == "cpu"
     assert tok.chat_template and tok.pad_token_id is not None
 
 
@@ -35,7 +41,7 @@ def test_bad_gguf_files_are_refused(tmp_path):
     with pytest.raises(MipoError, match="not a GGUF file"):
         models.resolve(ModelArgs(name=str(fake), cache_dir=str(tmp_path / "cache")))
     truncated = tmp_path / "truncated.gguf"
-    with models.embedded_gguf().open("rb") as f:
+    with embedded_gguf().open("rb") as f:
         truncated.write_bytes(f.read(1 << 20))  # the real header, cut after 1 MiB
     with pytest.raises(MipoError, match="truncated.gguf: cannot read GGUF"):
         models.resolve(ModelArgs(name=str(truncated), cache_dir=str(tmp_path / "cache")))

@@ -447,6 +447,8 @@ def test_new_settings_at_their_defaults_leave_old_fingerprints_alone():
         del d[section][name]
     for name in ("eval_draw", "eval_seed"):  # added too, and moot (not hashed) while n_eval takes every item
         del d["task"][name]
+    for name in ("gradient_checkpointing", "precompute_ref"):  # speed only: never hashed (config.OPERATIONAL)
+        del d["train"][name]
     old = {k: d[k] for k in ("model", "seed", "task", "train", "evaluate")}
     old["generate"] = {k: v for k, v in d["generate"].items() if k not in (
         "base_url", "api_key_env", "max_concurrency", "timeout_s", "max_retries", "max_retry_s", "tensor_parallel_size",

@@ -36,8 +36,8 @@ def seq_logps(model, batch):
 
 
 def test_trl_dpo_loss_equals_formula_by_hand(tiny_model_dir, tmp_path):
-    policy, tok = models.load(ModelArgs(name=str(tiny_model_dir)))
-    ref, _ = models.load(ModelArgs(name=str(tiny_model_dir)))
+    policy, tok = models.load(ModelArgs(name=str(tiny_model_dir), dtype="float32"))  # by hand to 1e-4: fp32
+    ref, _ = models.load(ModelArgs(name=str(tiny_model_dir), dtype="float32"))
     torch.manual_seed(0)
     with torch.no_grad():  # make the reference differ from the policy so the margins are not all zero
         for p in ref.parameters():
