@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# The GPU session's one device run (issue 17), from the repo root on the device machine, with the pinned wheels
+# carried in .whl/ (bench/README.md, "GPU": how to download them and the `run` call). Two parts, each under its own
+# time limit so that the whole stays under ~8.5 minutes:
+#   1. the test suite without the slow tests, on CUDA (model.device=auto picks it): $OUT/pytest.log, $OUT/junit.xml
+#   2. bench/gpu.py on the Llama-3.2-1B shape: $OUT/gpu.json (written after each part), $OUT/gpu.log, $OUT/gpu.err
+# $OUT/versions.txt: what the image had and what the wheels replaced. Elsewhere OUT defaults to /tmp/gpu-device.
+# Env: SUITE_S (default 170), BENCH_S (290), PYTEST_WORKERS (4; 0 = one process), SHAPE (1b).
+set -uo pipefail
+OUT=${OUT:-/tmp/gpu-device}
+mkdir -p "$OUT"
+SUITE_S=${SUITE_S:-170} BENCH_S=${BENCH_S:-290} PYTEST_WORKERS=${PYTEST_WORKERS:-4} SHAPE=${SHAPE:-1b}
+
+# transformers/trl/peft/datasets/gguf/sacrebleu as mipo pins them, and what the image lacks (bench/README.md)
+python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl \
+    || { echo "wheel install failed"; exit 1; }
+export PYTHONPATH=/tmp/site:$PWD PYTHONUNBUFFERED=1  # mipo itself from the source tree: nothing to build
+
+python3 - <<'EOF' 2>&1 | tee "$OUT/versions.txt"
+import importlib.metadata as md
+import torch
+for name in ("torch", "transformers", "trl", "peft", "accelerate", "datasets", "huggingface-hub", "tokenizers",
+             "pyarrow", "fsspec", "pandas", "numpy", "safetensors", "openai", "pytest", "pytest-timeout",
+             "pytest-xdist"):
+    try:
+        print(f"{name} {md.version(name)}")
+    except md.PackageNotFoundError:
+        print(f"{name} MISSING")
+print("cuda", torch.version.cuda, torch.cuda.is_available() and torch.cuda.get_device_name())
+import mipo.train, trl, datasets  # noqa: E401 - fails here, with the cause, if a carried wheel's needs are unmet
+print("imports ok")
+EOF
+
+# 1. The suite on CUDA. --session-timeout (pytest-timeout >= 2.3) stops it in time to write junit.xml; `timeout`
+# is the backstop. Workers: the suite takes longer than the time box in one process; loadfile keeps a file's tests
+# (and their servers, ports, mounts) in one worker.
+args=(-m "not slow" -q -rfE -p no:cacheprovider --junitxml "$OUT/junit.xml") threads=()
+python3 -m pytest --help 2>/dev/null | grep -q -- --session-timeout \
+    && args+=(--timeout 120 --session-timeout $((SUITE_S - 20)))
+if [ "$PYTEST_WORKERS" -gt 0 ] && python3 -c "import xdist" 2>/dev/null; then
+    args+=(-n "$PYTEST_WORKERS" --dist loadfile)
+    threads=(OMP_NUM_THREADS=$((16 / PYTEST_WORKERS)))  # 16 cores shared by the workers
+fi
+echo "== pytest ${args[*]}"
+env "${threads[@]}" timeout -k 10 "$SUITE_S" python3 -m pytest "${args[@]}" > "$OUT/pytest.log" 2>&1
+echo "pytest exit $? (124: stopped by timeout)"
+grep -E "^(FAILED|ERROR)|passed|failed" "$OUT/pytest.log" | tail -60
+
+# 2. The bench: progress lines and the table here; TRL's per-step log dicts only in gpu.log, warnings in gpu.err.
+echo "== bench/gpu.py --shape $SHAPE"
+timeout -k 10 "$BENCH_S" python3 bench/gpu.py --shape "$SHAPE" --out "$OUT/gpu.json" 2> "$OUT/gpu.err" \
+    | tee "$OUT/gpu.log" | grep -v "^{'"
+echo "bench exit ${PIPESTATUS[0]} (124: stopped by timeout; gpu.json keeps the parts that finished)"
+tail -5 "$OUT/gpu.err"
