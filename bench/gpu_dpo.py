@@ -17,7 +17,7 @@ from mipo import models
 from mipo.config import Config
 from mipo.io import write_jsonl
 from mipo.recipe import apply_overrides
-from mipo.train import make_dpo_trainer, pairs_dataset, train_model_args
+from mipo.train import longest_row, make_dpo_trainer, pairs_dataset, step_bytes, train_model_args
 
 # (name, train.lora, train.gradient_checkpointing, train.precompute_ref)
 ARMS = [(f"{kind}/ckpt-{ckpt}/ref-{ref}", kind == "lora", {"on": "true", "off": "false"}[ckpt],
@@ -85,8 +85,12 @@ def run_arm(arm, model_dir: Path, pairs: Path, args, device) -> dict:
     with tempfile.TemporaryDirectory() as out:
         seen, hook = first_forward(model, device)
         t0 = clock(device)
-        trainer = make_dpo_trainer(cfg, model, tok, pairs_dataset(pairs), out)
+        data = pairs_dataset(pairs)
+        trainer = make_dpo_trainer(cfg, model, tok, data, out)
         built = clock(device)
+        # what train.gradient_checkpointing=auto weighs against free memory, beside the measured peak: its calibration
+        estimate = step_bytes(model.config, model.num_parameters(), 2 * cfg.train.batch_size * longest_row(
+            tok, data, ("chosen", "rejected"), cfg.train.max_length), not lora, trainer.ref_model is not None)
         hook.remove()
         steps = StepClock(device)
         trainer.add_callback(steps)
@@ -100,7 +104,8 @@ def run_arm(arm, model_dir: Path, pairs: Path, args, device) -> dict:
     figures = {"steps_timed": n - w, "s_per_step": timed / (n - w),
                "tokens_per_step": (tokens[n] - tokens[w]) / (n - w), "build_s": built - t0,
                "precompute_s_per_step": (built - seen[0]) / n if precompute == "true" and seen else 0.0,
-               "peak_memory_bytes": peak_memory(device), "memory_before_bytes": before, "trainer": used}
+               "peak_memory_bytes": peak_memory(device), "memory_before_bytes": before, "trainer": used,
+               "estimated_step_bytes_without_checkpointing": estimate}
     del trainer, model
     free(device)
     return figures

@@ -34,7 +34,8 @@ def test_gpu_bench_tiny_writes_every_figure(tmp_path):
     arms = report["dpo"]["arms"]
     assert len(arms) == 8 and "8N" in report["dpo"]["flop_convention"]
     for name, fig in arms.items():
-        for key in ("s_per_step", "tokens_per_step", "tok_s", "mfu", "peak_memory_bytes", "build_s"):
+        for key in ("s_per_step", "tokens_per_step", "tok_s", "mfu", "peak_memory_bytes", "build_s",
+                    "estimated_step_bytes_without_checkpointing"):
             assert positive(fig[key]), (name, key, fig[key])
         assert fig["steps_timed"] == 2
         used = fig["trainer"]
