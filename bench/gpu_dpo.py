@@ -17,7 +17,7 @@ from mipo import models
 from mipo.config import Config
 from mipo.io import write_jsonl
 from mipo.recipe import apply_overrides
-from mipo.train import longest_row, make_dpo_trainer, pairs_dataset, step_bytes, train_model_args
+from mipo.train import dpo_step_tokens, make_dpo_trainer, pairs_dataset, step_bytes, train_model_args
 
 # (name, train.lora, train.gradient_checkpointing, train.precompute_ref)
 ARMS = [(f"{kind}/ckpt-{ckpt}/ref-{ref}", kind == "lora", {"on": "true", "off": "false"}[ckpt],
@@ -89,8 +89,8 @@ def run_arm(arm, model_dir: Path, pairs: Path, args, device) -> dict:
         trainer = make_dpo_trainer(cfg, model, tok, data, out)
         built = clock(device)
         # what train.gradient_checkpointing=auto weighs against free memory, beside the measured peak: its calibration
-        estimate = step_bytes(model.config, model.num_parameters(), 2 * cfg.train.batch_size * longest_row(
-            tok, data, ("chosen", "rejected"), cfg.train.max_length), not lora, trainer.ref_model is not None)
+        estimate = step_bytes(model.config, model.num_parameters(), dpo_step_tokens(cfg, tok, data), not lora,
+                              trainer.ref_model is not None)
         hook.remove()
         steps = StepClock(device)
         trainer.add_callback(steps)

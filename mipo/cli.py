@@ -13,8 +13,8 @@ from dataclasses import fields
 from pathlib import Path
 
 from .config import LIMITS, SECTIONS, TOP_LEVEL, Config, check_limits
-from .recipe import apply_overrides, load_recipe
 from .io import MipoError, causes
+from .recipe import apply_overrides, load_recipe
 
 STAGES = {
     "generate": "sample responses and build contrastive pairs (run_dir/pairs.jsonl)",

@@ -53,12 +53,15 @@ def train_model_args(cfg: Config):
 def dpo_config(cfg: Config, output_dir: str, on_cuda: bool, checkpointing: bool | None = None, **extra):
     from trl import DPOConfig
 
-    # train.precompute_ref auto = on CUDA: TRL scores every pair under the reference once before training (for a
-    # full fine-tune it then keeps no reference copy) instead of a reference forward in every step
-    precompute = cfg.train.precompute_ref == "true" or (cfg.train.precompute_ref == "auto" and on_cuda)
     return trl_args(cfg, DPOConfig, output_dir, on_cuda, checkpointing, beta=cfg.train.beta,
-                    max_length=cfg.train.max_length, remove_unused_columns=True, precompute_ref_log_probs=precompute,
-                    **extra)
+                    max_length=cfg.train.max_length, remove_unused_columns=True,
+                    precompute_ref_log_probs=precomputes_reference(cfg, on_cuda), **extra)
+
+
+def precomputes_reference(cfg: Config, on_cuda: bool) -> bool:
+    """train.precompute_ref; auto = on CUDA: TRL scores every pair under the reference once before training (a
+    full fine-tune then keeps no reference copy) instead of a reference forward in every step."""
+    return cfg.train.precompute_ref == "true" or (cfg.train.precompute_ref == "auto" and on_cuda)
 
 
 def lora_config(cfg: Config):
@@ -90,9 +93,7 @@ def make_dpo_trainer(cfg: Config, model, tok, dataset, output_dir: str, ref_mode
     from trl import DPOTrainer
 
     on_cuda = model.device.type == "cuda"
-    ckpt = use_checkpointing(  # a step holds batch x (chosen, rejected) sequences
-        cfg, model, lambda: 2 * cfg.train.batch_size * longest_row(tok, dataset, ("chosen", "rejected"),
-                                                                    cfg.train.max_length))
+    ckpt = use_checkpointing(cfg, model, lambda: dpo_step_tokens(cfg, tok, dataset))
     return DPOTrainer(
         model=model, ref_model=ref_model, args=dpo_config(cfg, output_dir, on_cuda, ckpt), train_dataset=dataset,
         processing_class=tok, peft_config=lora_config(cfg) if cfg.train.lora else None)
@@ -108,6 +109,11 @@ def longest_row(tok, rows, responses: tuple[str, ...], max_length: int, sample: 
     lengths = [len(tok.apply_chat_template(rows[i]["prompt"] + rows[i][k], tokenize=True, return_dict=False))
                for _, i, k in longest]
     return min(max(lengths, default=1), max_length)
+
+
+def dpo_step_tokens(cfg: Config, tok, rows) -> int:
+    """The tokens of DPO's largest step: batch x (chosen, rejected) sequences of the longest row."""
+    return 2 * cfg.train.batch_size * longest_row(tok, rows, ("chosen", "rejected"), cfg.train.max_length)
 
 
 def step_bytes(config, n_params: int, tokens: int, full: bool, ref_copy: bool) -> int:
@@ -138,7 +144,7 @@ def use_checkpointing(cfg: Config, model, step_tokens, reference: bool = True) -
                                                                           DistributedType.FSDP):
         return True
     full = not cfg.train.lora  # a full fine-tune without precomputed reference log-probs keeps a reference copy
-    ref_copy = reference and cfg.train.precompute_ref == "false"
+    ref_copy = reference and not precomputes_reference(cfg, on_cuda=True)
     need = step_bytes(model.config, model.num_parameters(), step_tokens(), full, ref_copy)
     free = torch.cuda.mem_get_info(model.device)[0]
     log.info("gradient checkpointing %s: a step needs ~%.1f GiB beyond the weights, %.1f GiB free "

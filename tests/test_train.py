@@ -100,8 +100,8 @@ def test_precomputed_reference_trains_the_same_and_keeps_no_reference_copy(tiny_
     must equal those of a reference forward per step, and a full fine-tune then holds no reference model."""
     data = pairs_dataset(write_pairs(tmp_path / "p.jsonl"))
     runs = {}
-    for precompute in ("false", "true"):
-        policy, tok = models.load(ModelArgs(name=str(tiny_model_dir)))
+    for precompute in ("false", "true"):  # to 1e-5: fp32 on any device
+        policy, tok = models.load(ModelArgs(name=str(tiny_model_dir), dtype="float32"))
         cfg = Config(seed=0)
         cfg.train.lora, cfg.train.batch_size, cfg.train.learning_rate = False, 2, 1e-3
         cfg.train.precompute_ref = precompute
@@ -115,9 +115,10 @@ def test_precomputed_reference_trains_the_same_and_keeps_no_reference_copy(tiny_
 
 
 def test_gradient_checkpointing_setting_reaches_every_trainer(tiny_model_dir, tmp_path):
-    """auto keeps checkpointing on CPU (it cost no speed there); true/false are obeyed by DPO and SFT alike."""
+    """auto keeps checkpointing on CPU (it cost no speed there) and, on CUDA, turns it off for a step as small as the
+    tiny model's; true/false are obeyed by DPO and SFT alike."""
     data = pairs_dataset(write_pairs(tmp_path / "p.jsonl"))
-    for setting, expected in (("auto", True), ("false", False), ("true", True)):
+    for setting, expected in (("auto", not torch.cuda.is_available()), ("false", False), ("true", True)):
         cfg = Config(seed=0)
         cfg.train.gradient_checkpointing = setting
         policy, tok = models.load(ModelArgs(name=str(tiny_model_dir)))
