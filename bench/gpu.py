@@ -26,6 +26,7 @@ from gpu_model import build, clock, free, kv_bytes_per_token, peak_memory, peaks
 from mipo import ModelArgs, models
 from mipo.inference import Sampling
 from mipo.inference.decode import decode
+from mipo.inference.graphs import decode_fixed
 from mipo.inference.hf import eos_ids
 from mipo.io import write_json
 
@@ -71,14 +72,16 @@ def make_prompts(args) -> list[list[int]]:
     return [prefix + torch.randint(0, 256, (n - PREFIX,), generator=g).tolist() for n in lengths]
 
 
-def run_mipo(model, tok, prompts, sampling, batch, seed, device) -> tuple[int, int]:
-    """mipo's sampler over the prompts in batches (longest first, as run_batches orders them): (tokens, steps)."""
+def run_mipo(model, tok, prompts, sampling, batch, seed, device, loop=decode) -> tuple[int, int]:
+    """mipo's sampler over the prompts in batches (longest first, as run_batches orders them): (tokens, steps).
+    loop: `decode` (rows dropped as they end; the hf engine's CPU loop) or `decode_fixed` (fixed shapes, the step
+    replayed from a CUDA graph on CUDA; the hf engine's CUDA loop)."""
     order = sorted(prompts, key=len, reverse=True)
     tokens = steps = 0
     for b, s in enumerate(range(0, len(order), batch)):
         gen = torch.Generator(device=device).manual_seed(seed + b)
-        out = decode(model, order[s:s + batch], sampling, pad_id=tok.pad_token_id, eos_ids=eos_ids(model, tok),
-                     gen=gen)
+        out = loop(model, order[s:s + batch], sampling, pad_id=tok.pad_token_id, eos_ids=eos_ids(model, tok),
+                   gen=gen)
         tokens, steps = tokens + sum(map(len, out)), steps + max(map(len, out))
     return tokens, steps
 
@@ -137,7 +140,9 @@ def generation_section(model_dir: Path, facts: dict, peak: dict, args, device, s
     sampling = Sampling(args.temperature, args.top_p, args.max_new_tokens)
     lim = limit(prompts, args, model, facts, peak)
     results = {}
-    engines = {f"mipo@{args.batch}": run_mipo, f"generate@{args.batch}": run_generate,
+    engines = {f"mipo@{args.batch}": run_mipo,
+               f"mipo-graphs@{args.batch}": lambda *a: run_mipo(*a, loop=decode_fixed),
+               f"generate@{args.batch}": run_generate,
                f"generate-static@{args.batch}": lambda *a: run_generate(*a, cache="static")}
     for name, fn in engines.items():
         say(f"generation {name}: {len(prompts)} prompts, {args.max_new_tokens} new tokens")
@@ -173,8 +178,8 @@ def table(report: dict) -> str:
         limit_text = f"{gen['limit_tok_s']:.0f} tokens/s" if "limit_tok_s" in gen else "not computed (no peaks given)"
         lines += [f"\ngeneration: {gen['prompts']} prompts, {gen['max_new_tokens']} new tokens, "
                   f"T {gen['temperature']}, top_p {gen['top_p']}; limit {limit_text}",
-                  f"{'engine@batch':16s} {'tokens/s':>10s} {'ms/step':>8s} {'of limit':>9s} {'peak mem':>10s}"]
-        lines += [f"{k:16s} {v['error']}" if "error" in v else f"{k:16s} {v['tok_s']:10.1f} {v['ms_per_step']:8.1f} "
+                  f"{'engine@batch':20s} {'tokens/s':>10s} {'ms/step':>8s} {'of limit':>9s} {'peak mem':>10s}"]
+        lines += [f"{k:20s} {v['error']}" if "error" in v else f"{k:20s} {v['tok_s']:10.1f} {v['ms_per_step']:8.1f} "
                   f"{pct(v['of_limit']):>9s} {mem(v['peak_memory_bytes']):>10s}" for k, v in gen["engines"].items()]
     if dpo:
         lines += [f"\nDPO: {dpo['pairs_per_step']} pairs/step. {dpo['flop_convention']}",

@@ -27,7 +27,8 @@ def test_gpu_bench_tiny_writes_every_figure(tmp_path):
     assert {"machine", "model", "generation", "dpo"} <= set(report)
     assert report["model"]["logits"]["nucleus_tokens_median"] <= 8  # the random model's logits were peaked
     gen = report["generation"]
-    assert positive(gen["limit_tok_s"]) and set(gen["engines"]) == {"mipo@16", "generate@16", "generate-static@16"}
+    assert positive(gen["limit_tok_s"])
+    assert set(gen["engines"]) == {"mipo@16", "mipo-graphs@16", "generate@16", "generate-static@16"}
     for name, fig in gen["engines"].items():
         for key in ("tokens", "seconds", "tok_s", "ms_per_step", "peak_memory_bytes", "of_limit"):
             assert positive(fig[key]), (name, key, fig[key])

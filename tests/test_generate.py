@@ -76,6 +76,7 @@ def test_greedy_decode_equals_transformers_generate(tiny_model_dir, tmp_path, ar
     from mipo import ModelArgs, models
     from mipo.inference import Sampling
     from mipo.inference.decode import decode, shared_prefix
+    from mipo.inference.graphs import decode_fixed
     from mipo.inference.hf import eos_ids, prompt_ids
     from mipo.inference.kv_cache import make_cache as _cache
 
@@ -111,6 +112,60 @@ def test_greedy_decode_equals_transformers_generate(tiny_model_dir, tmp_path, ar
     assert len({len(p) for p in ids}) == len(ids)
     assert decode(model, ids, greedy, eos_ids=stop, min_prefix=4, prefill_rows=1, **kw) == mine
     assert decode(model, ids, greedy, eos_ids=stop, min_prefix=4, prefill_rows=2, **kw) == mine
+    # the fixed-shape loop the hf engine runs on CUDA (here its eager steps; sliding window: decode runs): the same
+    for every in (1, 8):
+        assert decode_fixed(model, ids, greedy, eos_ids=stop, min_prefix=4, graphs=False, check_every=every,
+                            **kw) == mine
+
+
+def _sharp_fp32(tiny_model_dir):
+    """The tiny Llama in fp32 (token-exact on any device) with sharper logits than its near-uniform init."""
+    from mipo import ModelArgs, models
+
+    model, tok = models.load(ModelArgs(name=str(tiny_model_dir), dtype="float32"))
+    torch.manual_seed(0)
+    with torch.no_grad():
+        for p in model.parameters():
+            if p.dim() == 2:
+                p.normal_(0, 0.5)
+    return model, tok
+
+
+def test_fixed_shape_loop_samples_what_decode_samples(tiny_model_dir):
+    """With no row ending early both loops draw the same random numbers for the same logits: the same tokens. (When
+    rows end, decode drops them and draws fewer numbers; each loop is then deterministic on its own.)"""
+    from mipo.inference import Sampling
+    from mipo.inference.decode import decode
+    from mipo.inference.graphs import decode_fixed
+    from mipo.inference.hf import prompt_ids
+
+    model, tok = _sharp_fp32(tiny_model_dir)
+    ids = prompt_ids(tok, PROMPTS)
+    runs = [loop(model, ids, Sampling(0.9, 0.8, 20), pad_id=tok.pad_token_id, eos_ids={-1}, min_prefix=4,
+                 gen=torch.Generator(device=model.device).manual_seed(3), **extra)
+            for loop, extra in ((decode, {}), (decode_fixed, {"graphs": False}))]
+    assert runs[0] == runs[1] and all(len(t) == 20 for t in runs[0])
+    assert len({tuple(t) for t in runs[0]}) == len(PROMPTS)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA graphs need a CUDA device")
+@pytest.mark.parametrize("temperature", [0.0, 0.9])
+def test_cuda_graph_replay_equals_eager_steps(tiny_model_dir, temperature):
+    """The recorded step replays what the eager step computes: the same tokens, greedy and sampled, with rows ending
+    mid-batch (graphs=True fails loudly if the step cannot be recorded)."""
+    from mipo.inference import Sampling
+    from mipo.inference.graphs import decode_fixed
+    from mipo.inference.hf import eos_ids, prompt_ids
+
+    model, tok = _sharp_fp32(tiny_model_dir)
+    ids = prompt_ids(tok, PROMPTS)
+    first = decode_fixed(model, ids, Sampling(0.0, 1.0, 24), pad_id=tok.pad_token_id, eos_ids=eos_ids(model, tok),
+                         gen=None, min_prefix=4, graphs=False)
+    stop = eos_ids(model, tok) | {first[0][5]}  # ends row 0 early
+    runs = [decode_fixed(model, ids, Sampling(temperature, 0.9, 24), pad_id=tok.pad_token_id, eos_ids=stop,
+                         gen=torch.Generator(device=model.device).manual_seed(3), min_prefix=4, graphs=graphs)
+            for graphs in (False, True)]
+    assert runs[0] == runs[1] and min(map(len, runs[0])) < 24
 
 
 def test_static_cache_attends_over_filled_slots_only(tiny_model_dir):
@@ -168,3 +223,37 @@ def test_resume_log_tells_adapters_apart(tiny_model_dir, tmp_path):
     fresh = sample(model, tok, PROMPTS, **{**kw, "resume_dir": None})
     assert second == fresh and second != first and first != off
     assert len(list(tmp_path.glob("*.jsonl"))) == 3  # one log per weights, base included
+
+
+@pytest.mark.parametrize("lora", [False, True])
+def test_fixed_shape_step_is_recordable(tiny_model_dir, monkeypatch, lora):
+    """What a CUDA graph cannot record, checked on any device: the decode step reads no value back to the host
+    (`.item()`, `bool(t)`: aten._local_scalar_dense), builds no tensor from host data (aten.lift_fresh) and makes
+    no tensor whose shape depends on values (nonzero). The base model and a PEFT model (the engine samples from
+    adapters between rounds) both."""
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    from mipo.inference import Sampling, graphs
+    from mipo.inference.hf import eos_ids, prompt_ids
+
+    class Ops(TorchDispatchMode):
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            seen.append(func.overloadpacket.__name__)
+            return func(*args, **(kwargs or {}))
+
+    def watched(*args):
+        with Ops():
+            return forward(*args)
+
+    model, tok = _sharp_fp32(tiny_model_dir)
+    if lora:
+        from peft import LoraConfig, get_peft_model
+
+        model = get_peft_model(model, LoraConfig(r=4, target_modules=["q_proj", "v_proj"], lora_dropout=0.1)).eval()
+    seen, forward = [], graphs.forward
+    monkeypatch.setattr(graphs, "forward", watched)
+    ids = prompt_ids(tok, PROMPTS)
+    graphs.decode_fixed(model, ids, Sampling(0.9, 0.9, 6), pad_id=tok.pad_token_id, eos_ids=eos_ids(model, tok),
+                        gen=torch.Generator().manual_seed(0), min_prefix=4, graphs=False)
+    assert "linear" in seen or "mm" in seen  # the step ran under the watch
+    assert not {"_local_scalar_dense", "item", "lift_fresh", "nonzero", "masked_select"} & set(seen), sorted(set(seen))

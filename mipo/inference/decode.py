@@ -108,6 +108,22 @@ def _copy_group(cache, grp, g: int, n: int, total: int, shared: int, width: int,
         layer.values[g:g + n, :, shared + width - w:shared + width] = src.values[:, :, shared:]
 
 
+def start(model, prompts: list[list[int]], max_new_tokens: int, *, pad_id: int, min_prefix: int, prefill_rows: int,
+          slots: bool = True):
+    """What both decode loops start from: rows ordered longest first (ties in input order: the order run_batches
+    gives, so a sorted batch keeps its rows), the shared prefix, the prefilled cache and every row's first logits.
+    Returns (order, shared, width, cache, static, logits); `width` is the longest suffix after the prefix."""
+    shared = shared_prefix(prompts) if len(prompts) > 1 else 0
+    if shared < min_prefix:
+        shared = 0
+    order = sorted(range(len(prompts)), key=lambda r: -len(prompts[r]))
+    rest = [prompts[r][shared:] for r in order]
+    width = len(rest[0])
+    cache, static = make_cache(model, shared + width + max_new_tokens, slots=slots)
+    cache, logits = prefill(model, cache, static, prompts[0][:shared], rest, pad_id, prefill_rows)
+    return order, shared, width, cache, static, logits
+
+
 @torch.inference_mode()
 def decode(model, prompts: list[list[int]], sampling: Sampling, *, pad_id: int, eos_ids: set[int],
            gen: torch.Generator | None, min_prefix: int = 8, prefill_rows: int = 16) -> list[list[int]]:
@@ -117,24 +133,17 @@ def decode(model, prompts: list[list[int]], sampling: Sampling, *, pad_id: int, 
     are shared, the prefix is run once and its KV cache repeated over the batch; the rows' own suffixes are
     prefilled in groups of `prefill_rows` similar lengths (`prefill`), so short rows are not padded to the longest.
     """
-    device = model.device
-    shared = shared_prefix(prompts) if len(prompts) > 1 else 0
-    if shared < min_prefix:
-        shared = 0
-    # rows longest first, ties in input order: the order run_batches gives, so a sorted batch keeps its rows
-    order = sorted(range(len(prompts)), key=lambda r: -len(prompts[r]))
-    rest = [prompts[r][shared:] for r in order]
-    width, max_new_tokens = len(rest[0]), sampling.max_new_tokens
-    cache, static = make_cache(model, shared + width + max_new_tokens)
-    cache, logits = prefill(model, cache, static, prompts[0][:shared], rest, pad_id, prefill_rows)
+    device, max_new_tokens = model.device, sampling.max_new_tokens
+    order, shared, width, cache, _, logits = start(model, prompts, max_new_tokens, pad_id=pad_id,
+                                                   min_prefix=min_prefix, prefill_rows=prefill_rows)
     mask = torch.zeros((len(prompts), shared + width + max_new_tokens), dtype=torch.long, device=device)
     mask[:, :shared] = 1
-    for r, p in enumerate(rest):
-        mask[r, shared + width - len(p):shared + width] = 1
+    for r, i in enumerate(order):  # each row's own suffix, right-aligned at shared + width
+        mask[r, shared + width - (len(prompts[i]) - shared):shared + width] = 1
     used = shared + width  # cache slots filled so far
     eos = torch.tensor(sorted(eos_ids), device=device)
     alive = torch.tensor(order, device=device)  # input row of each row still decoding
-    next_pos = torch.tensor([shared + len(p) for p in rest], device=device)
+    next_pos = torch.tensor([len(prompts[i]) for i in order], device=device)
     tokens: list[list[int]] = [[] for _ in prompts]
     for step in range(max_new_tokens):
         nxt = pick(logits.float(), sampling, gen)

@@ -13,6 +13,7 @@ from ..seeds import derive
 from . import Messages, Sampling
 from .adapters import weights_id
 from .decode import decode
+from .graphs import decode_fixed
 
 
 def prompt_ids(tok, prompts: list[Messages]) -> list[list[int]]:
@@ -68,10 +69,12 @@ class HFEngine:
         log = BatchLog(resume_dir, {"op": "sample", "ids": ids, "t": sampling.temperature, "p": sampling.top_p,
                                     "n": sampling.max_new_tokens, "bs": batch_size, "seed": seed, **weights_id(model)})
         stop = eos_ids(model, tok)
+        # a CPU is bound by compute: drop rows as they end; a GPU by kernel launches: replay a recorded step
+        loop = decode_fixed if model.device.type == "cuda" else decode
 
         def batch(b: int, idx: list[int]) -> list[str]:
             gen = torch.Generator(device=model.device).manual_seed(derive(seed, "batch", b))
-            toks = decode(model, [ids[i] for i in idx], sampling, pad_id=tok.pad_token_id, eos_ids=stop, gen=gen)
+            toks = loop(model, [ids[i] for i in idx], sampling, pad_id=tok.pad_token_id, eos_ids=stop, gen=gen)
             return [tok.decode(t, skip_special_tokens=True).strip() for t in toks]
 
         return run_batches([len(x) for x in ids], batch_size, log, batch, desc)

@@ -25,12 +25,13 @@ class Slots(StaticLayer):
         return self.filled + query_length, 0
 
 
-def make_cache(model, length: int) -> tuple[Cache, bool]:
-    """`Slots` layers for `length` positions; models with sliding-window layers keep transformers' dynamic cache
-    (a static sliding layer wraps around). Returns (cache, static)."""
+def make_cache(model, length: int, slots: bool = True) -> tuple[Cache, bool]:
+    """`Slots` layers for `length` positions (slots=False: transformers' `StaticLayer`s, whose attention reads all
+    `length` slots: fixed shapes, for a CUDA graph); models with sliding-window layers keep transformers' dynamic
+    cache (a static sliding layer wraps around). Returns (cache, static)."""
     layers = StaticCache(config=model.config, max_cache_len=length).layers
     if all(type(layer) is StaticLayer for layer in layers):
-        return Cache(layers=[Slots(max_cache_len=length) for _ in layers]), True
+        return Cache(layers=[(Slots if slots else StaticLayer)(max_cache_len=length) for _ in layers]), True
     return DynamicCache(config=model.config), False
 
 
