@@ -183,11 +183,12 @@ def table(report: dict) -> str:
                   f"{pct(v['of_limit']):>9s} {mem(v['peak_memory_bytes']):>10s}" for k, v in gen["engines"].items()]
     if dpo:
         lines += [f"\nDPO: {dpo['pairs_per_step']} pairs/step. {dpo['flop_convention']}",
-                  f"{'arm':22s} {'s/step':>7s} {'tokens/step':>11s} {'+precomp s':>10s} {'tokens/s':>9s} "
+                  f"{'arm':30s} {'s/step':>7s} {'tokens/step':>11s} {'+precomp s':>10s} {'tokens/s':>9s} "
                   f"{'MFU':>6s} {'peak mem':>10s}"]
         for k, v in dpo["arms"].items():
-            lines.append(f"{k:22s} {v['error']}" if "error" in v else
-                         f"{k:22s} {v['s_per_step']:7.3f} {v['tokens_per_step']:11.0f} "
+            note = v.get("error") or v.get("skipped")
+            lines.append(f"{k:30s} {note}" if note else
+                         f"{k:30s} {v['s_per_step']:7.3f} {v['tokens_per_step']:11.0f} "
                          f"{v['precompute_s_per_step']:10.3f} {v['tok_s']:9.0f} {pct(v['mfu']):>6s} "
                          f"{mem(v['peak_memory_bytes']):>10s}")
     return "\n".join(lines)

@@ -1,15 +1,16 @@
 #!/usr/bin/env bash
 # The GPU session's one device run (issue 17), from the repo root on the device machine, with the pinned wheels
-# carried in .whl/ (bench/README.md, "GPU": how to download them and the `run` call). Two parts, each under its own
-# time limit so that the whole stays under ~8.5 minutes:
+# carried in .whl/ (bench/README.md, "GPU": how to download them and the `run` call). Three parts, each under its own
+# time limit so that one overrunning cannot take the others' time, and the whole stays under ~8.5 minutes:
 #   1. the test suite without the slow tests, on CUDA (model.device=auto picks it): $OUT/pytest.log, $OUT/junit.xml
-#   2. bench/gpu.py on the Llama-3.2-1B shape: $OUT/gpu.json (written after each part), $OUT/gpu.log, $OUT/gpu.err
+#   2. bench/gpu.py's DPO section on the Llama-3.2-1B shape: $OUT/gpu-dpo.json (written after each arm), gpu-dpo.log
+#   3. its generation section: $OUT/gpu-gen.json, $OUT/gpu-gen.log (the logs hold stderr too)
 # $OUT/versions.txt: what the image had and what the wheels replaced. Elsewhere OUT defaults to /tmp/gpu-device.
-# Env: SUITE_S (default 170), BENCH_S (290), PYTEST_WORKERS (4; 0 = one process), SHAPE (1b).
+# Env: SUITE_S (default 170), DPO_S (160), GEN_S (140), PYTEST_WORKERS (4; 0 = one process), SHAPE (1b).
 set -uo pipefail
 OUT=${OUT:-/tmp/gpu-device}
 mkdir -p "$OUT"
-SUITE_S=${SUITE_S:-170} BENCH_S=${BENCH_S:-290} PYTEST_WORKERS=${PYTEST_WORKERS:-4} SHAPE=${SHAPE:-1b}
+SUITE_S=${SUITE_S:-170} DPO_S=${DPO_S:-160} GEN_S=${GEN_S:-140} PYTEST_WORKERS=${PYTEST_WORKERS:-4} SHAPE=${SHAPE:-1b}
 
 # transformers/trl/peft/datasets/gguf/sacrebleu as mipo pins them, and what the image lacks (bench/README.md)
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl \
@@ -46,9 +47,12 @@ env "${threads[@]}" timeout -k 10 "$SUITE_S" python3 -m pytest "${args[@]}" > "$
 echo "pytest exit $? (124: stopped by timeout)"
 grep -E "^(FAILED|ERROR)|passed|failed" "$OUT/pytest.log" | tail -60
 
-# 2. The bench: progress lines and the table here; TRL's per-step log dicts only in gpu.log, warnings in gpu.err.
-echo "== bench/gpu.py --shape $SHAPE"
-timeout -k 10 "$BENCH_S" python3 bench/gpu.py --shape "$SHAPE" --out "$OUT/gpu.json" 2> "$OUT/gpu.err" \
-    | tee "$OUT/gpu.log" | grep -v "^{'"
-echo "bench exit ${PIPESTATUS[0]} (124: stopped by timeout; gpu.json keeps the parts that finished)"
-tail -5 "$OUT/gpu.err"
+# 2, 3. The bench, a section at a time: progress lines and the table here; TRL's per-step log dicts and warnings
+# only in the logs.
+for section in dpo generation; do
+    name=${section:0:3} limit=$([ "$section" = dpo ] && echo "$DPO_S" || echo "$GEN_S")
+    echo "== bench/gpu.py --shape $SHAPE --sections $section"
+    timeout -k 10 "$limit" python3 bench/gpu.py --shape "$SHAPE" --sections "$section" --out "$OUT/gpu-$name.json" \
+        2>&1 | tee "$OUT/gpu-$name.log" | grep -v -E "^\{'|Warning|warn\("
+    echo "bench $section exit ${PIPESTATUS[0]} (124: stopped by timeout; gpu-$name.json keeps the parts that finished)"
+done

@@ -19,10 +19,18 @@ from mipo.io import write_jsonl
 from mipo.recipe import apply_overrides
 from mipo.train import dpo_step_tokens, make_dpo_trainer, pairs_dataset, step_bytes, train_model_args
 
-# (name, train.lora, train.gradient_checkpointing, train.precompute_ref)
-ARMS = [(f"{kind}/ckpt-{ckpt}/ref-{ref}", kind == "lora", {"on": "true", "off": "false"}[ckpt],
-         {"step": "false", "pre": "true"}[ref])
-        for kind in ("full", "lora") for ckpt in ("on", "off") for ref in ("step", "pre")]
+# (name, train.lora, train.gradient_checkpointing, train.precompute_ref, further DPOConfig settings, CUDA only),
+# most telling first (a run cut short keeps the arms it finished): mipo's CUDA defaults for a 1B step that fits
+# (checkpointing off, reference precomputed), mipo as shipped before issue 17 (checkpointing on, reference forward
+# every step), precompute alone, then TRL's speed options not yet in mipo's defaults: Liger's Triton kernels for
+# RMSNorm/SwiGLU/RoPE (TRL keeps its own fused LM head) and torch.compile, which need CUDA (Triton).
+ARMS = [("full/ckpt-off/ref-pre", False, "false", "true", {}, False),
+        ("full/ckpt-on/ref-step", False, "true", "false", {}, False),
+        ("lora/ckpt-off/ref-pre", True, "false", "true", {}, False),
+        ("lora/ckpt-on/ref-step", True, "true", "false", {}, False),
+        ("full/ckpt-off/ref-step", False, "false", "false", {}, False),
+        ("full/ckpt-off/ref-pre/liger", False, "false", "true", {"use_liger_kernel": True}, True),
+        ("full/ckpt-off/ref-pre/compile", False, "false", "true", {"torch_compile": True}, True)]
 FLOPS = ("FLOP per token counted (tokens = prompt+chosen and prompt+rejected, no padding; N = parameters in matrix "
          "products, attention's own FLOPs not counted): full fine-tune 8N = policy forward+backward 6N + reference "
          "forward 2N; LoRA 6N = policy forward 2N + backward through the activations 2N (frozen weights: no weight "
@@ -73,7 +81,7 @@ def first_forward(model, device) -> tuple[list, object]:
 def run_arm(arm, model_dir: Path, pairs: Path, args, device) -> dict:
     """Build the trainer as `mipo train` does (the config overrides the CLI would take), train warm-up + timed
     steps, return the figures of the timed steps."""
-    name, lora, ckpt, precompute = arm
+    name, lora, ckpt, precompute, extra, _ = arm
     cfg = apply_overrides(Config(), {
         "model.name": str(model_dir), "train.lora": lora, "train.batch_size": args.pairs_per_step,
         "train.max_length": args.max_length, "train.save_steps": 10**6,
@@ -86,7 +94,7 @@ def run_arm(arm, model_dir: Path, pairs: Path, args, device) -> dict:
         seen, hook = first_forward(model, device)
         t0 = clock(device)
         data = pairs_dataset(pairs)
-        trainer = make_dpo_trainer(cfg, model, tok, data, out)
+        trainer = make_dpo_trainer(cfg, model, tok, data, out, **extra)
         built = clock(device)
         # what train.gradient_checkpointing=auto weighs against free memory, beside the measured peak: its calibration
         estimate = step_bytes(model.config, model.num_parameters(), dpo_step_tokens(cfg, tok, data), not lora,
@@ -100,7 +108,8 @@ def run_arm(arm, model_dir: Path, pairs: Path, args, device) -> dict:
         timed = steps.ends[-1] - steps.ends[w - 1]
         used = {"gradient_checkpointing": trainer.args.gradient_checkpointing,
                 "precompute_ref_log_probs": trainer.args.precompute_ref_log_probs,
-                "reference_copy": trainer.ref_model is not None, "bf16": trainer.args.bf16}
+                "reference_copy": trainer.ref_model is not None, "bf16": trainer.args.bf16,
+                "use_liger_kernel": trainer.args.use_liger_kernel, "torch_compile": trainer.args.torch_compile}
     figures = {"steps_timed": n - w, "s_per_step": timed / (n - w),
                "tokens_per_step": (tokens[n] - tokens[w]) / (n - w), "build_s": built - t0,
                "precompute_s_per_step": (built - seen[0]) / n if precompute == "true" and seen else 0.0,
@@ -129,6 +138,10 @@ def dpo_section(model_dir: Path, facts: dict, peak: dict, args, device, say, sav
         pairs = synthetic_pairs(Path(tmp) / "pairs.jsonl", steps * args.pairs_per_step, args.prompt_chars,
                                 args.response_chars, args.seed)
         for arm in [a for a in ARMS if not args.arms or a[0] in args.arms.split(",")]:
+            if arm[5] and device.type != "cuda":
+                section["arms"][arm[0]] = {"skipped": "needs CUDA (Triton)"}
+                save(section)
+                continue
             say(f"dpo {arm[0]}: {steps} steps of {args.pairs_per_step} pairs ({args.warmup_steps} warm-up)")
             try:
                 fig = run_arm(arm, model_dir, pairs, args, device)

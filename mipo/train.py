@@ -89,13 +89,14 @@ def pairs_dataset(pairs_path: Path, fields: tuple[str, ...] = ("prompt", "chosen
     return Dataset.from_list([{k: r[k] for k in fields} for r in read_rows(pairs_path, fields)])
 
 
-def make_dpo_trainer(cfg: Config, model, tok, dataset, output_dir: str, ref_model=None):
+def make_dpo_trainer(cfg: Config, model, tok, dataset, output_dir: str, ref_model=None, **extra):
+    """`extra`: further DPOConfig settings (bench/gpu.py tries TRL's speed options through it)."""
     from trl import DPOTrainer
 
     on_cuda = model.device.type == "cuda"
     ckpt = use_checkpointing(cfg, model, lambda: dpo_step_tokens(cfg, tok, dataset))
     return DPOTrainer(
-        model=model, ref_model=ref_model, args=dpo_config(cfg, output_dir, on_cuda, ckpt), train_dataset=dataset,
+        model=model, ref_model=ref_model, args=dpo_config(cfg, output_dir, on_cuda, ckpt, **extra), train_dataset=dataset,
         processing_class=tok, peft_config=lora_config(cfg) if cfg.train.lora else None)
 
 
@@ -116,17 +117,22 @@ def dpo_step_tokens(cfg: Config, tok, rows) -> int:
     return 2 * cfg.train.batch_size * longest_row(tok, rows, ("chosen", "rejected"), cfg.train.max_length)
 
 
+# TRL (>= 1.16) scores the LM head in tiles of 4096 tokens x 32768 vocabulary entries (bf16 tile and its fp32
+# gradient, trl/kernels/chunked_logprob.py), never the full logits: a fixed workspace, not a per-token cost
+LM_HEAD_TILE_BYTES = 4096 * 32768 * (2 + 4)
+
+
 def step_bytes(config, n_params: int, tokens: int, full: bool, ref_copy: bool) -> int:
     """What a training step needs on the GPU beyond the loaded weights, without gradient checkpointing, in bytes.
     Full fine-tune: fp32 gradients and AdamW's two moments (12 B/param), bf16 copies of the weights under autocast
     (2) and a bf16 reference copy unless precomputed (2). Activations kept for the backward pass (bf16), per token
     and layer: the norms' inputs, q/k/v, attention and projection outputs (~6 hidden + 2 kv), the MLP's gate, up,
-    activation and product (4 intermediate); per token: the logits in bf16 and fp32 and their gradient (10 B/vocab
-    entry). A coarse estimate (flash/SDPA attention keeps no seq x seq scores); bench/gpu.py measures the peak."""
+    activation and product (4 intermediate); the LM head's tile. A coarse estimate (flash/SDPA attention keeps no
+    seq x seq scores); bench/gpu.py measures the peak beside it."""
     kv = config.num_key_value_heads * (config.hidden_size // config.num_attention_heads)
     per_token = 2 * config.num_hidden_layers * (6 * config.hidden_size + 2 * kv + 4 * config.intermediate_size)
     weights = n_params * (12 + 2 + (2 if ref_copy else 0)) if full else 0
-    return weights + tokens * (per_token + 10 * config.vocab_size)
+    return weights + tokens * per_token + LM_HEAD_TILE_BYTES
 
 
 def use_checkpointing(cfg: Config, model, step_tokens, reference: bool = True) -> bool:
