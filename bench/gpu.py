@@ -17,6 +17,7 @@ import platform
 import tempfile
 import time
 import traceback
+from functools import partial
 from pathlib import Path
 
 import torch
@@ -141,7 +142,9 @@ def generation_section(model_dir: Path, facts: dict, peak: dict, args, device, s
     lim = limit(prompts, args, model, facts, peak)
     results = {}
     engines = {f"mipo@{args.batch}": run_mipo,
-               f"mipo-graphs@{args.batch}": lambda *a: run_mipo(*a, loop=decode_fixed),
+               # graphs=True on CUDA: a step that cannot be recorded is an error here, not a silent eager fallback
+               f"mipo-graphs@{args.batch}": lambda *a: run_mipo(*a, loop=partial(decode_fixed,
+                                                                              graphs=device.type == "cuda")),
                f"generate@{args.batch}": run_generate,
                f"generate-static@{args.batch}": lambda *a: run_generate(*a, cache="static")}
     for name, fn in engines.items():

@@ -14,6 +14,7 @@ stays outside the graph (`pick`, the same nucleus as `decode`), and the host rea
 from __future__ import annotations
 
 import logging
+from contextlib import nullcontext
 from functools import partial
 
 import torch
@@ -35,14 +36,14 @@ def record(step, strict: bool):
     """Run `step` once eagerly on a side stream (the real step, and the warm-up recording needs), then record it in
     a CUDA graph. Returns (this step's logits, the graph, the tensor each replay writes its logits to); the graph
     and tensor are None when recording failed and not `strict`."""
-    side = torch.cuda.Stream()
+    side = torch.cuda.Stream()  # on the current device: decode_fixed makes the model's device current
     side.wait_stream(torch.cuda.current_stream())
     with torch.cuda.stream(side):
         logits = step()
     torch.cuda.current_stream().wait_stream(side)
     graph = torch.cuda.CUDAGraph()
-    try:
-        with torch.cuda.graph(graph):
+    try:  # thread_local: CUDA work of other threads (an HTTP judge, say) may go on while this one records
+        with torch.cuda.graph(graph, capture_error_mode="thread_local"):
             out = step()
     except RuntimeError as e:  # e.g. a model whose forward reads a value back to the host mid-step
         if strict:
@@ -63,11 +64,10 @@ def decode_fixed(model, prompts: list[list[int]], sampling: Sampling, *, pad_id:
     to eager steps with a warning if recording fails; False = eager steps of the same shapes (how the CPU tests
     check this loop). Models with sliding-window layers have no fixed-shape cache: `decode` runs them.
     """
-    kw = dict(pad_id=pad_id, eos_ids=eos_ids, gen=gen, min_prefix=min_prefix, prefill_rows=prefill_rows)
     if not make_cache(model, 1)[1]:
-        return decode(model, prompts, sampling, **kw)
+        return decode(model, prompts, sampling, pad_id=pad_id, eos_ids=eos_ids, gen=gen, min_prefix=min_prefix,
+                      prefill_rows=prefill_rows)
     device, n, rows = model.device, sampling.max_new_tokens, len(prompts)
-    strict, graphs = graphs is True, device.type == "cuda" if graphs is None else graphs
     order, shared, width, cache, _, logits = start(model, prompts, n, pad_id=pad_id, min_prefix=min_prefix,
                                                    prefill_rows=prefill_rows, slots=False)
     mask = torch.zeros((rows, 1, 1, shared + width + n), dtype=torch.bool, device=device)  # True: attend
@@ -76,10 +76,26 @@ def decode_fixed(model, prompts: list[list[int]], sampling: Sampling, *, pad_id:
         mask[r, :, :, shared + width - (len(prompts[i]) - shared):shared + width] = True
     ids = torch.zeros((rows, 1), dtype=torch.long, device=device)
     pos = torch.tensor([[len(prompts[i]) - 1] for i in order], device=device)  # +1 before each step
-    out = torch.zeros((rows, n), dtype=torch.long, device=device)
-    ended = torch.zeros(rows, dtype=torch.bool, device=device)
-    eos = torch.tensor(sorted(eos_ids), device=device)
-    used, step = shared + width, partial(forward, model, ids, mask, pos, cache)  # used: cache slots filled so far
+    step = partial(forward, model, ids, mask, pos, cache)
+    with torch.cuda.device(device) if device.type == "cuda" else nullcontext():
+        out = _steps(step, logits, ids, pos, mask, shared + width, sampling, gen, eos_ids,
+                     graphs=device.type == "cuda" if graphs is None else graphs, strict=graphs is True,
+                     check_every=check_every).tolist()
+    tokens: list[list[int]] = [[] for _ in prompts]
+    for r, row in enumerate(out):
+        end = next((j + 1 for j, x in enumerate(row) if x in eos_ids), len(row))
+        tokens[order[r]] = row[:end]
+    return tokens
+
+
+def _steps(step, logits, ids, pos, mask, used: int, sampling: Sampling, gen, eos_ids: set[int], *, graphs: bool,
+           strict: bool, check_every: int) -> torch.Tensor:
+    """The decode loop over the step's fixed input buffers (ids, pos, mask: written in place before each step);
+    `used`: cache slots filled so far. Returns the tokens drawn, one row per batch row, one column per step run."""
+    n = sampling.max_new_tokens
+    out = torch.zeros((ids.shape[0], n), dtype=torch.long, device=ids.device)
+    ended = torch.zeros(ids.shape[0], dtype=torch.bool, device=ids.device)
+    eos = torch.tensor(sorted(eos_ids), device=ids.device)
     graph = replayed = None
     for t in range(n):
         out[:, t] = nxt = pick(logits.float(), sampling, gen)
@@ -97,8 +113,4 @@ def decode_fixed(model, prompts: list[list[int]], sampling: Sampling, *, pad_id:
             logits, graph, replayed = record(step, strict)
         else:
             logits = step()
-    tokens: list[list[int]] = [[] for _ in prompts]
-    for r, row in enumerate(out[:, :t + 1].tolist()):
-        end = next((j + 1 for j, x in enumerate(row) if x in eos_ids), len(row))
-        tokens[order[r]] = row[:end]
-    return tokens
+    return out[:, :t + 1]
