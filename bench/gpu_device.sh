@@ -1,16 +1,16 @@
 #!/usr/bin/env bash
 # The GPU session's one device run (issue 17), from the repo root on the device machine, with the pinned wheels
 # carried in .whl/ (bench/README.md, "GPU": how to download them and the `run` call). Three parts, each under its own
-# time limit so that one overrunning cannot take the others' time, and the whole stays under ~8.5 minutes:
+# time limit so that one overrunning cannot take the others' time, and the whole stays under ~9 minutes:
 #   1. the test suite without the slow tests, on CUDA (model.device=auto picks it): $OUT/pytest.log, $OUT/junit.xml
 #   2. bench/gpu.py's DPO section on the Llama-3.2-1B shape: $OUT/gpu-dpo.json (written after each arm), gpu-dpo.log
 #   3. its generation section: $OUT/gpu-gen.json, $OUT/gpu-gen.log (the logs hold stderr too)
 # $OUT/versions.txt: what the image had and what the wheels replaced. Elsewhere OUT defaults to /tmp/gpu-device.
-# Env: SUITE_S (default 170), DPO_S (160), GEN_S (140), PYTEST_WORKERS (4; 0 = one process), SHAPE (1b).
+# Env: SUITE_S (default 170), DPO_S (190), GEN_S (150), PYTEST_WORKERS (4; 0 = one process), SHAPE (1b).
 set -uo pipefail
 OUT=${OUT:-/tmp/gpu-device}
 mkdir -p "$OUT"
-SUITE_S=${SUITE_S:-170} DPO_S=${DPO_S:-160} GEN_S=${GEN_S:-140} PYTEST_WORKERS=${PYTEST_WORKERS:-4} SHAPE=${SHAPE:-1b}
+SUITE_S=${SUITE_S:-170} DPO_S=${DPO_S:-190} GEN_S=${GEN_S:-150} PYTEST_WORKERS=${PYTEST_WORKERS:-4} SHAPE=${SHAPE:-1b}
 
 # transformers/trl/peft/datasets/gguf/sacrebleu as mipo pins them, and what the image lacks (bench/README.md)
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl \
