@@ -257,3 +257,31 @@ def test_fixed_shape_step_is_recordable(tiny_model_dir, monkeypatch, lora):
                         gen=torch.Generator().manual_seed(0), min_prefix=4, graphs=False)
     assert "linear" in seen or "mm" in seen  # the step ran under the watch
     assert not {"_local_scalar_dense", "item", "lift_fresh", "nonzero", "masked_select"} & set(seen), sorted(set(seen))
+
+
+@pytest.mark.parametrize("lora", [False, True])
+def test_fixed_shape_step_runs_where_no_host_data_can_reach(tiny_model_dir, lora):
+    """The decode step with the model, cache and inputs on the meta device (shapes, no data): a tensor made on the
+    host and used in the step (which a CUDA graph would bake in or refuse) fails there with a device mismatch, and
+    a value read back (`.item()`) has nothing to read. A 0-dim host tensor would pass (PyTorch takes it as a scalar);
+    the one counter the replay depends on, the cache's write position, is checked to live on the device."""
+    from mipo import ModelArgs, models
+    from mipo.inference.graphs import forward
+    from mipo.inference.kv_cache import make_cache
+
+    model, _ = models.load(ModelArgs(name=str(tiny_model_dir), dtype="float32"))
+    if lora:
+        from peft import LoraConfig, get_peft_model
+
+        model = get_peft_model(model, LoraConfig(r=4, target_modules=["q_proj", "v_proj"])).eval()
+    model, c = model.to("meta"), model.config
+    cache, static = make_cache(model, 40, slots=False)
+    heads, dim = c.num_key_value_heads, c.hidden_size // c.num_attention_heads
+    for i in range(c.num_hidden_layers):  # the prefill's 20 slots
+        cache.update(*(torch.zeros(3, heads, 20, dim, device="meta") for _ in "kv"), i)
+    ids, pos = (torch.zeros(3, 1, dtype=torch.long, device="meta") for _ in "ip")
+    with torch.inference_mode():
+        logits = forward(model, ids, torch.zeros(3, 1, 1, 40, dtype=torch.bool, device="meta"), pos, cache)
+    assert static and logits.device.type == "meta" and logits.shape == (3, c.vocab_size)
+    # the write position each replay advances lives on the device too (a host scalar would be baked in at recording)
+    assert all(layer.cumulative_length.device.type == "meta" for layer in cache.layers)
