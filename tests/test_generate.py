@@ -225,6 +225,27 @@ def test_resume_log_tells_adapters_apart(tiny_model_dir, tmp_path):
     assert len(list(tmp_path.glob("*.jsonl"))) == 3  # one log per weights, base included
 
 
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA graphs need a CUDA device")
+def test_a_step_that_cannot_be_recorded_falls_back_to_eager_steps(caplog):
+    """A step that reads a value back to the host cannot be recorded: strict recording raises; otherwise the eager
+    step's result comes back with no graph, and the warning is logged once however many batches try."""
+    from mipo.inference import graphs
+    from mipo.inference.graphs import record
+
+    graphs._warned.clear()
+    x = torch.arange(4.0, device="cuda")
+
+    def step():
+        return x * float(x.sum())  # .item() under the hood: not allowed while recording
+
+    with pytest.raises(RuntimeError):
+        record(step, strict=True)
+    for _ in range(2):
+        logits, graph, out = record(step, strict=False)
+        assert graph is None and out is None and torch.equal(logits, x * 6)
+    assert sum("could not be recorded" in r.getMessage() for r in caplog.records) == 1
+
+
 @pytest.mark.parametrize("lora", [False, True])
 def test_fixed_shape_step_is_recordable(tiny_model_dir, monkeypatch, lora):
     """What a CUDA graph cannot record, checked on any device: the decode step reads no value back to the host

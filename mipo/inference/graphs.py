@@ -23,7 +23,8 @@ from . import Sampling
 from .decode import decode, pick, start
 from .kv_cache import make_cache
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("mipo")
+_warned: set[str] = set()  # recording failures already logged: each batch tries again, the log says it once
 
 
 def forward(model, ids, mask, pos, cache) -> torch.Tensor:
@@ -48,8 +49,10 @@ def record(step, strict: bool):
     except RuntimeError as e:  # e.g. a model whose forward reads a value back to the host mid-step
         if strict:
             raise
-        log.warning("decode: the step could not be recorded in a CUDA graph (%s); decoding with eager steps",
-                    str(e).splitlines()[0] if str(e) else type(e).__name__)
+        why = str(e).splitlines()[0] if str(e) else type(e).__name__
+        if why not in _warned:
+            _warned.add(why)
+            log.warning("decode: the step could not be recorded in a CUDA graph (%s); decoding with eager steps", why)
         return logits, None, None
     return logits, graph, out
 
