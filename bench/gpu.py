@@ -54,6 +54,8 @@ def parse_args(argv=None):
     ap.add_argument("--warmup-steps", type=int, default=1, help="DPO steps before the timed ones (at least 1)")
     ap.add_argument("--timed-steps", type=int, default=3)
     ap.add_argument("--arms", default="", help="comma list of DPO arms (gpu_dpo.ARMS names); default all")
+    ap.add_argument("--keep-model", type=Path, help="write the random model here and keep it (e.g. for `mipo run "
+                    "--model.name DIR`); default: a temporary directory")
     args = ap.parse_args(argv)
     names = ("prompts", "batch", "min_prompt", "max_prompt", "max_new_tokens", "pairs_per_step", "prompt_chars",
              "response_chars", "max_length")
@@ -209,17 +211,18 @@ def main(argv=None):
                           "cpu": platform.processor() or platform.machine()},
               "args": {k: str(v) for k, v in vars(args).items()}}
     save = lambda: write_json(args.out, report)  # noqa: E731 - after each part: a run cut short keeps what it did
-    with tempfile.TemporaryDirectory() as tmp:
-        say(f"building the random {args.shape} model on {peak['device']} ({dtype})")
-        report["model"] = build(args.shape, Path(tmp), device, dtype, args.seed)
+    with tempfile.TemporaryDirectory() as scratch:
+        where = args.keep_model or Path(scratch)
+        say(f"building the random {args.shape} model on {peak['device']} ({dtype}) in {where}")
+        report["model"] = build(args.shape, where, device, dtype, args.seed)
         free(device)
         say(f"model: {report['model']['params'] / 1e6:.1f}M params; logits: {json.dumps(report['model']['logits'])}")
         save()
         if "generation" in args.sections:
-            report["generation"] = generation_section(Path(tmp), report["model"], peak, args, device, say)
+            report["generation"] = generation_section(where, report["model"], peak, args, device, say)
             save()
         if "dpo" in args.sections:
-            report["dpo"] = dpo_section(Path(tmp), report["model"], peak, args, device, say,
+            report["dpo"] = dpo_section(where, report["model"], peak, args, device, say,
                                         lambda part: (report.update(dpo=part), save()))
     print(table(report))
     say(f"figures written to {args.out}")

@@ -19,10 +19,11 @@ def test_gpu_bench_tiny_writes_every_figure(tmp_path):
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
     # peaks given, so the fractions of the limit and the MFU are computed on a CPU too
     proc = subprocess.run([sys.executable, "bench/gpu.py", "--shape", "tiny", "--out", str(out), "--peak-bw", "2e10",
-                           "--peak-flops", "1e11", "--timed-steps", "2"],
+                           "--peak-flops", "1e11", "--timed-steps", "2", "--keep-model", str(tmp_path / "model")],
                           cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "MFU" in proc.stdout and "tokens/s" in proc.stdout  # the table
+    assert (tmp_path / "model" / "model.safetensors").is_file()  # kept for `mipo run --model.name` (the device run)
     report = json.loads(out.read_text())
     assert {"machine", "model", "generation", "dpo"} <= set(report)
     assert report["model"]["logits"]["nucleus_tokens_median"] <= 8  # the random model's logits were peaked
