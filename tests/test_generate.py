@@ -73,7 +73,6 @@ def _sliding_window_model(tiny_model_dir, out):
 
 @pytest.mark.parametrize("arch", ["llama", "sliding-window"])
 def test_greedy_decode_equals_transformers_generate(tiny_model_dir, tmp_path, arch):
-    from mipo import ModelArgs, models
     from mipo.inference import Sampling
     from mipo.inference.decode import decode, shared_prefix
     from mipo.inference.graphs import decode_fixed
@@ -81,13 +80,8 @@ def test_greedy_decode_equals_transformers_generate(tiny_model_dir, tmp_path, ar
     from mipo.inference.kv_cache import make_cache as _cache
 
     path = tiny_model_dir if arch == "llama" else _sliding_window_model(tiny_model_dir, tmp_path / "mistral")
-    model, tok = models.load(ModelArgs(name=str(path), dtype="float32"))  # token-exact: fp32 on any device
+    model, tok = _sharp_fp32(path)
     assert _cache(model, 64)[1] == (arch == "llama")  # static KV cache, or the dynamic fallback
-    torch.manual_seed(0)
-    with torch.no_grad():  # sharper logits than the near-uniform init, so greedy paths differ between prompts
-        for p in model.parameters():
-            if p.dim() == 2:
-                p.normal_(0, 0.5)
     ids = prompt_ids(tok, PROMPTS)
     kw = dict(pad_id=tok.pad_token_id, gen=None)
     greedy = Sampling(0, 1.0, 24)
@@ -118,11 +112,12 @@ def test_greedy_decode_equals_transformers_generate(tiny_model_dir, tmp_path, ar
                             **kw) == mine
 
 
-def _sharp_fp32(tiny_model_dir):
-    """The tiny Llama in fp32 (token-exact on any device) with sharper logits than its near-uniform init."""
+def _sharp_fp32(path):
+    """A tiny model in fp32 (token-exact on any device) with sharper logits than its near-uniform init, so greedy
+    paths differ between prompts."""
     from mipo import ModelArgs, models
 
-    model, tok = models.load(ModelArgs(name=str(tiny_model_dir), dtype="float32"))
+    model, tok = models.load(ModelArgs(name=str(path), dtype="float32"))
     torch.manual_seed(0)
     with torch.no_grad():
         for p in model.parameters():

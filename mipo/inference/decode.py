@@ -111,17 +111,22 @@ def _copy_group(cache, grp, g: int, n: int, total: int, shared: int, width: int,
 def start(model, prompts: list[list[int]], max_new_tokens: int, *, pad_id: int, min_prefix: int, prefill_rows: int,
           slots: bool = True):
     """What both decode loops start from: rows ordered longest first (ties in input order: the order run_batches
-    gives, so a sorted batch keeps its rows), the shared prefix, the prefilled cache and every row's first logits.
-    Returns (order, shared, width, cache, static, logits); `width` is the longest suffix after the prefix."""
+    gives, so a sorted batch keeps its rows), the prefilled cache, every row's first logits and its attention mask
+    over the cache's slots [shared prefix | own suffix, right-aligned | max_new_tokens to come]. Returns (order,
+    used, cache, static, logits, mask); `used`: the slots the prefill filled."""
     shared = shared_prefix(prompts) if len(prompts) > 1 else 0
     if shared < min_prefix:
         shared = 0
     order = sorted(range(len(prompts)), key=lambda r: -len(prompts[r]))
     rest = [prompts[r][shared:] for r in order]
-    width = len(rest[0])
-    cache, static = make_cache(model, shared + width + max_new_tokens, slots=slots)
+    used = shared + len(rest[0])
+    cache, static = make_cache(model, used + max_new_tokens, slots=slots)
     cache, logits = prefill(model, cache, static, prompts[0][:shared], rest, pad_id, prefill_rows)
-    return order, shared, width, cache, static, logits
+    mask = torch.zeros((len(prompts), used + max_new_tokens), dtype=torch.bool, device=model.device)
+    mask[:, :shared] = True
+    for r, p in enumerate(rest):
+        mask[r, used - len(p):used] = True
+    return order, used, cache, static, logits, mask
 
 
 @torch.inference_mode()
@@ -134,13 +139,9 @@ def decode(model, prompts: list[list[int]], sampling: Sampling, *, pad_id: int, 
     prefilled in groups of `prefill_rows` similar lengths (`prefill`), so short rows are not padded to the longest.
     """
     device, max_new_tokens = model.device, sampling.max_new_tokens
-    order, shared, width, cache, _, logits = start(model, prompts, max_new_tokens, pad_id=pad_id,
-                                                   min_prefix=min_prefix, prefill_rows=prefill_rows)
-    mask = torch.zeros((len(prompts), shared + width + max_new_tokens), dtype=torch.long, device=device)
-    mask[:, :shared] = 1
-    for r, i in enumerate(order):  # each row's own suffix, right-aligned at shared + width
-        mask[r, shared + width - (len(prompts[i]) - shared):shared + width] = 1
-    used = shared + width  # cache slots filled so far
+    order, used, cache, _, logits, mask = start(model, prompts, max_new_tokens, pad_id=pad_id, min_prefix=min_prefix,
+                                                prefill_rows=prefill_rows)  # used: cache slots filled so far
+    mask = mask.long()
     eos = torch.tensor(sorted(eos_ids), device=device)
     alive = torch.tensor(order, device=device)  # input row of each row still decoding
     next_pos = torch.tensor([len(prompts[i]) for i in order], device=device)

@@ -70,18 +70,15 @@ def decode_fixed(model, prompts: list[list[int]], sampling: Sampling, *, pad_id:
     if not make_cache(model, 1)[1]:
         return decode(model, prompts, sampling, pad_id=pad_id, eos_ids=eos_ids, gen=gen, min_prefix=min_prefix,
                       prefill_rows=prefill_rows)
-    device, n, rows = model.device, sampling.max_new_tokens, len(prompts)
-    order, shared, width, cache, _, logits = start(model, prompts, n, pad_id=pad_id, min_prefix=min_prefix,
-                                                   prefill_rows=prefill_rows, slots=False)
-    mask = torch.zeros((rows, 1, 1, shared + width + n), dtype=torch.bool, device=device)  # True: attend
-    mask[:, :, :, :shared] = True
-    for r, i in enumerate(order):  # each row's own suffix, right-aligned at shared + width
-        mask[r, :, :, shared + width - (len(prompts[i]) - shared):shared + width] = True
-    ids = torch.zeros((rows, 1), dtype=torch.long, device=device)
+    device = model.device
+    order, used, cache, _, logits, mask = start(model, prompts, sampling.max_new_tokens, pad_id=pad_id,
+                                                min_prefix=min_prefix, prefill_rows=prefill_rows, slots=False)
+    mask = mask[:, None, None, :]  # the 4D form attention takes as is (True: attend), a view written in place
+    ids = torch.zeros((len(prompts), 1), dtype=torch.long, device=device)
     pos = torch.tensor([[len(prompts[i]) - 1] for i in order], device=device)  # +1 before each step
     step = partial(forward, model, ids, mask, pos, cache)
     with torch.cuda.device(device) if device.type == "cuda" else nullcontext():
-        out = _steps(step, logits, ids, pos, mask, shared + width, sampling, gen, eos_ids,
+        out = _steps(step, logits, ids, pos, mask, used, sampling, gen, eos_ids,
                      graphs=device.type == "cuda" if graphs is None else graphs, strict=graphs is True,
                      check_every=check_every).tolist()
     tokens: list[list[int]] = [[] for _ in prompts]
