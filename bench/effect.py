@@ -1,6 +1,6 @@
 """The effect study: does MIPO make the embedded model better for the user, by measures a person would trust?
 
-Each point is `mipo run` of one recipe with some flags changed, in its own run directory under --root (a finished
+Personalization (--study personalization, the default). Each point is `mipo run` of one recipe with some flags changed, in its own run directory under --root (a finished
 stage is reused, so a sweep can stop and go on in a later session). The table compares base and trained on the
 held-out items by what repeating the context back or breaking down cannot raise: violations of what the user's
 context rules out, tailored cues not taken from the context, broken responses, the base model's per-token
@@ -9,6 +9,16 @@ log-likelihood of the response (fluency), response length, and cond. MI per toke
     .venv/bin/python bench/effect.py --point demo                     # the recipe as it is
     .venv/bin/python bench/effect.py --point lr5e-4:train.learning_rate=5e-4 --point b0.5:train.beta=0.5
     .venv/bin/python bench/effect.py --table                          # the table of every finished point
+
+Reasoning (--study reasoning): `compare.methods` (mipo, sft-self) x `compare.seeds` trained on the recipe's task
+(recipes/arc.yaml: 240 ARC-Easy train prompts), as `mipo compare` trains them (one sample set per seed, shared by the
+methods), then the base and every trained model scored on each held-out set of --heldout (name=task:data:split;
+generated answers too where the name ends in "+gen") by choice log-likelihood in lm-evaluation-harness' raw-text
+convention, through the chat template and by PMI: paired Δ with Newcombe CIs, items gained / lost and McNemar's p per
+seed and over the seeds, and what changed in the trained models' choice log-probs (--why).
+
+    .venv/bin/python bench/effect.py --study reasoning --root runs/arc            # train, evaluate, tables
+    .venv/bin/python bench/effect.py --study reasoning --root runs/arc --point lr1e-4:train.learning_rate=1e-4
 """
 from __future__ import annotations
 
@@ -77,14 +87,28 @@ def table(root: Path) -> str:
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--recipe", default=str(ROOT / "recipes" / "demo.yaml"))
-    ap.add_argument("--root", default=str(ROOT / "runs" / "effect"))
+    ap.add_argument("--study", choices=("personalization", "reasoning"), default="personalization")
+    ap.add_argument("--recipe", help="default: recipes/demo.yaml (personalization), recipes/arc.yaml (reasoning)")
+    ap.add_argument("--root", default=None, help="default: runs/effect (personalization), runs/arc (reasoning)")
     ap.add_argument("--point", action="append", default=[], help="name[:section.field=value,...]")
     ap.add_argument("--table", action="store_true", help="print the table of every finished point")
+    ap.add_argument("--heldout", action="append", default=None,
+                    help="reasoning: name=task:data:split (default: ARC-Easy validation with generated answers, "
+                         "ARC-Challenge test, from ../shared/data)")
     args = ap.parse_args()
-    root = Path(args.root)
+    if args.study == "reasoning":
+        from effect_reasoning import study
+
+        recipe = args.recipe or str(ROOT / "recipes" / "arc.yaml")
+        root = Path(args.root or ROOT / "runs" / "arc")
+        for spec in args.point or [""]:
+            name, _, flags = spec.partition(":")
+            print(study(recipe, root / name if name else root, flags, args.heldout, table_only=args.table), flush=True)
+        return
+    recipe = args.recipe or str(ROOT / "recipes" / "demo.yaml")
+    root = Path(args.root or ROOT / "runs" / "effect")
     for spec in args.point:
-        print("point done:", run_point(args.recipe, root, spec), flush=True)
+        print("point done:", run_point(recipe, root, spec), flush=True)
     print(table(root))
 
 

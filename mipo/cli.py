@@ -165,9 +165,9 @@ def print_summary(run_dir: Path) -> None:
     metrics = json.loads((run_dir / "metrics.json").read_text())
     what = "base vs trained" if "trained" in metrics["models"] else "base model"
     table = Table(title=f"mipo {metrics['task']}: {what} on {metrics['n_items']} held-out items")
-    for col in table_header(metrics):
+    for col in table_header(metrics, counts=False):
         table.add_column(col, justify="left" if col == "metric" else "right")
-    for row in table_rows(metrics):
+    for row in table_rows(metrics, counts=False):
         table.add_row(*row)
     console = Console()
     console.print(table)

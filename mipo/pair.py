@@ -201,3 +201,44 @@ def echo_share(row: dict) -> float | None:
         return None
     said = set(words(row["chosen"][0]["content"]))
     return len(only_x & said) / len(only_x)
+
+
+def diagnose(task: Task, items: list[Item], rows: list[dict]) -> dict | None:
+    """What the pairs hold, from the pairs alone (no model): is there a contrast worth training on?
+
+    Both responses are read as answers to the TRUE prompt x by the task's model-free metrics (`Task.text_score`:
+    the answer parsed and right for math and multiple choice; violations, tailored cues and the share of the
+    context repeated for personalization), with their lengths and the share of chosen responses that echo what
+    only x says (`echo_share`). For each 0/1 metric, the pairs where only the chosen response has it and where
+    only the rejected one does: DPO pushes towards the first and away from the second, so "right only in the
+    chosen" is the contrast a reasoning task needs, and "violates only in the chosen" a contrast against the user.
+    None for samples that are not pairs (online methods)."""
+    from statistics import fmean
+
+    from .behaviour import words
+
+    by_id = {it.id: it for it in items}
+    rows = [r for r in rows if "chosen" in r and "rejected" in r and r.get("meta", {}).get("prompt_id") in by_id]
+    if not rows:
+        return None
+    its = [by_id[r["meta"]["prompt_id"]] for r in rows]
+    sides = {s: [r[s][0]["content"] for r in rows] for s in ("chosen", "rejected")}
+    scored = {s: task.text_score(its, texts) for s, texts in sides.items()}
+    out: dict = {"pairs": len(rows), "identical": fmean(c == r for c, r in zip(*sides.values()))}
+    for s, texts in sides.items():
+        per = scored[s]
+        keys = [k for k in (per[0] if per else {}) if not k.startswith("_")]
+        present = {k: [d[k] for d in per if d.get(k) is not None] for k in keys}
+        out[s] = {k: fmean(v) if v else None for k, v in present.items()}
+        out[s]["words"] = fmean(len(words(t)) for t in texts)
+    contrast = {}
+    for k in out["chosen"]:
+        both = [(c[k], r[k]) for c, r in zip(scored["chosen"], scored["rejected"])
+                if c.get(k) in (0.0, 1.0) and r.get(k) in (0.0, 1.0)]
+        if both:
+            contrast[k] = {"only_chosen": sum(c > r for c, r in both), "only_rejected": sum(c < r for c, r in both),
+                           "n": len(both)}
+    out["contrast"] = contrast
+    echo = [e for e in map(echo_share, rows) if e is not None]
+    out["chosen_echo"] = fmean(echo) if echo else None
+    return out

@@ -15,8 +15,9 @@ from . import models
 from .config import Config
 from .distributed import is_main, single_process_only
 from .inference.hf import prompt_ids, prompt_text
-from .io import MipoError, write_json, write_jsonl
+from .io import MipoError, read_jsonl, write_json, write_jsonl
 from .methods import SampleContext, get_method
+from .pair import diagnose
 from .rundir import RunDir
 from .tasks import get_task
 
@@ -76,11 +77,25 @@ def generate(cfg: Config):
         rows = method.make_samples(ctx)
         rd.save_config()
         write_jsonl(rd.pairs, rows)
+        stats = diagnose(task, items, rows)
+        if stats:
+            write_json(rd.pairs_stats, stats)
         rd.finish("generate", time.perf_counter() - t0, n_pairs=len(rows), **ctx.stats)
     log.info("generate: %d rows written to %s", len(rows), rd.pairs)
+    if stats:
+        log.info("generate: what the pairs hold (%s): %s", rd.pairs_stats, describe_pairs(stats))
     if "engine" in vars(ctx) and getattr(ctx.engine, "stats", None):
         log.info("generate: %s engine %s", ctx.engine.name, ctx.engine.stats)
     return rd.pairs
+
+
+def describe_pairs(stats: dict) -> str:
+    """One line: each side's model-free metrics read under the true prompt, and the 0/1 contrasts."""
+    sides = "; ".join(f"{side}: " + ", ".join(f"{k} {v:.3f}" for k, v in stats[side].items() if v is not None)
+                      for side in ("chosen", "rejected"))
+    contrast = "; ".join(f"{k} only in the chosen {c['only_chosen']}, only in the rejected {c['only_rejected']} "
+                         f"of {c['n']}" for k, c in stats["contrast"].items())
+    return sides + (f" — {contrast}" if contrast else "")
 
 
 def train(cfg: Config):
@@ -142,6 +157,10 @@ def _evaluate(cfg: Config, rd: RunDir, task, items, base, candidates, base_only:
     responses, per_item, scorer = evaluate_models(cfg, task, items, base, candidates, rd.partial("evaluate"))
     metrics = run_metrics(task, items, responses, per_item, cfg.evaluate.bootstrap, cfg.seed)
     metrics["items"] = task.drawn[cfg.task.eval_split]
+    if rd.pairs.exists() and not base_only:  # what the model was trained on, read from the pairs alone
+        pairs = diagnose(task, task.load(cfg.task, cfg.task.train_split), read_jsonl(rd.pairs))
+        if pairs:
+            metrics["pairs"] = pairs
     for key, summary in (("judge", scorer.judge_summary()), ("infonce", scorer.infonce_summary())):
         if summary:
             metrics[key] = summary

@@ -2,6 +2,7 @@
 
     config.yaml          the settings of the last stage that ran
     pairs.jsonl          generate: the samples of the method (pairs, or prompt pairs for online methods)
+    pairs_stats.json     generate: what the pairs hold, read without a model (mipo.pair.diagnose)
     train/               train: adapter/ (LoRA), model/ (full fine-tune or merged rounds), train_summary.json
     eval/responses.jsonl evaluate: every held-out item's prompt, responses and per-item metrics
     metrics.json         evaluate: means, 95% CIs, paired differences
@@ -55,6 +56,7 @@ class RunDir:
         check_limits(cfg)  # every stage opens its run directory first: the Python API gets the CLI's checks
         self.cfg, self.path = cfg, Path(cfg.run_dir)
         self.pairs = self.path / "pairs.jsonl"
+        self.pairs_stats = self.path / "pairs_stats.json"
         self.train = self.path / "train"
         self.metrics = self.path / "metrics.json"
         self.responses = self.path / "eval" / "responses.jsonl"

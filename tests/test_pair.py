@@ -164,3 +164,44 @@ def _only(rows, i, tmp_path):
     path = tmp_path / f"only{i}.jsonl"
     path.write_text(rows.read_text().splitlines()[i] + "\n")
     return path
+
+
+def test_diagnose_reads_both_responses_under_the_true_prompt():
+    """From the pairs alone: how often each side's answer parses and is right under the TRUE question, and the
+    pairs where only one side is right (the contrast DPO would learn)."""
+    from mipo.pair import diagnose
+
+    t = get_task("arc_easy", TaskArgs(name="arc_easy", data=str(FIXTURES / "arc.jsonl")))
+    items = t.load(t.args, "train")
+    a, b, c = items[:3]
+    def row(it, chosen, rejected):
+        return {"prompt": t.messages(it), "negative_prompt": t.messages(it),
+                "chosen": [{"role": "assistant", "content": chosen}],
+                "rejected": [{"role": "assistant", "content": rejected}], "meta": {"prompt_id": it.id}}
+    wrong = lambda it: next(x for x in it.meta["labels"] if x != it.answer)  # noqa: E731
+    rows = [row(a, f"The answer is: {a.answer}", f"The answer is: {wrong(a)}"),  # right only in the chosen
+            row(b, f"The answer is: {wrong(b)}", f"The answer is: {b.answer}"),  # right only in the rejected
+            row(c, "no idea at all", "no idea at all"),                           # identical, neither parses
+            {**row(c, "x", "y"), "meta": {"prompt_id": "not-an-item"}}]           # not among the items: left out
+    d = diagnose(t, items, rows)
+    assert d["pairs"] == 3 and d["identical"] == pytest.approx(1 / 3)
+    assert d["chosen"]["accuracy"] == pytest.approx(1 / 3) and d["rejected"]["accuracy"] == pytest.approx(1 / 3)
+    assert d["chosen"]["parsed"] == pytest.approx(2 / 3) and d["chosen"]["words"] == 4.0
+    assert d["contrast"]["accuracy"] == {"only_chosen": 1, "only_rejected": 1, "n": 3}
+    assert d["contrast"]["parsed"] == {"only_chosen": 0, "only_rejected": 0, "n": 3}
+    assert diagnose(t, items, [{"prompt": [], "negative_prompt": [], "meta": {"prompt_id": a.id}}]) is None
+
+
+def test_diagnose_personalization_counts_violations_cues_and_echo():
+    from mipo.pair import diagnose
+
+    t = get_task("personalization", TaskArgs())
+    it = next(i for i in t.load(t.args, "train") if i.meta.get("avoid") and i.meta.get("expect"))
+    bad = it.meta["avoid"][0]
+    rows = [{"prompt": t.messages(it), "negative_prompt": t.messages(it, with_context=False),
+             "chosen": [{"role": "assistant", "content": f"Try {bad}. " + it.context}],
+             "rejected": [{"role": "assistant", "content": "Something general."}], "meta": {"prompt_id": it.id}}]
+    d = diagnose(t, [it], rows)
+    assert d["chosen"]["violation"] == 1.0 and d["rejected"]["violation"] == 0.0
+    assert d["contrast"]["violation"] == {"only_chosen": 1, "only_rejected": 0, "n": 1}
+    assert d["chosen_echo"] == 1.0  # the chosen response repeats the whole context

@@ -61,6 +61,11 @@ def test_math_run_full_finetune(tiny_model_dir, tmp_path):
     assert all(w.dtype == torch.float32 for w in weights.values())  # full fine-tune: fp32 master weights
     pairs = [json.loads(line) for line in (run_dir / "pairs.jsonl").read_text().splitlines()]
     assert all(p["meta"]["strategy"] == "random_prompt" for p in pairs)
+    # what the pairs hold, written by generate before training and carried into metrics.json and the report
+    stats = json.loads((run_dir / "pairs_stats.json").read_text())
+    assert stats == metrics["pairs"] and stats["pairs"] == 7 and {"accuracy", "parsed", "words"} <= set(stats["chosen"])
+    assert stats["contrast"]["accuracy"]["n"] == 7
+    assert "## What the pairs held (before training)" in (run_dir / "report.md").read_text()
 
 
 @pytest.mark.parametrize("stage", ["train", "evaluate", "report"])

@@ -384,6 +384,42 @@ def test_choice_loglik_accuracy_beside_generated(tiny):
         assert "accuracy" in d and "parsed" in d  # the generated answer's, beside
 
 
+
+def test_choice_raw_and_pmi_accuracy_follow_the_harness_by_hand(tiny_fp32):
+    """lm-evaluation-harness' multiple-choice rules, recomputed here with plain forward passes: acc and acc_norm
+    score "Question: q\nAnswer:" + " choice" on raw text (the continuation = what follows the context's own
+    encoding; acc_norm divides by the choice's characters), acc_mutual_info subtracts log p(" choice" | BOS)."""
+    import torch
+
+    from mipo.evaluation import Candidate, evaluate_models
+    from mipo.inference.hf import HFEngine
+
+    model, tok = tiny_fp32
+    t, items = load("arc_challenge", "arc.jsonl")
+    cfg = apply_overrides(Config(), {"task": {"name": "arc_challenge"}, "evaluate": {
+        "max_new_tokens": 2, "mi_negatives": 0, "bootstrap": 0}}, "test")
+    _, per_item, _ = evaluate_models(cfg, t, items, HFEngine(model, tok), [Candidate("base", None, 0)])
+
+    def logp(prefix: list[int], cont: list[int]) -> float:
+        ids = torch.tensor([prefix + cont], device=model.device)
+        with torch.no_grad():
+            lp = model(input_ids=ids).logits.float().log_softmax(-1)[0]
+        return sum(lp[len(prefix) - 1 + j, c].item() for j, c in enumerate(cont))
+
+    enc = lambda text: tok(text, add_special_tokens=False)["input_ids"]  # noqa: E731
+    bos = tok.bos_token_id if tok.bos_token_id is not None else tok.eos_token_id
+    for it, d in zip(items, per_item["base"]):
+        context = f"Question: {it.meta['question'].strip()}\nAnswer:"
+        raw = [logp(enc(context), enc(context + " " + c)[len(enc(context)):]) for c in it.meta["texts"]]
+        uncond = [logp([bos], enc(" " + c)) for c in it.meta["texts"]]
+        gold = it.meta["labels"].index(it.answer)
+        argmax = lambda v: max(range(len(v)), key=v.__getitem__)  # noqa: E731
+        assert d["_logliks"]["raw"] == pytest.approx(raw, abs=1e-4)
+        assert d["_logliks"]["unconditional"] == pytest.approx(uncond, abs=1e-4)
+        assert d["accuracy_loglik_raw"] == float(argmax(raw) == gold)
+        assert d["accuracy_loglik_raw_norm"] == float(argmax([v / len(c) for v, c in zip(raw, it.meta["texts"])]) == gold)
+        assert d["accuracy_pmi"] == float(argmax([c - u for c, u in zip(raw, uncond)]) == gold)
+
 # One held-out fixture item's prompt per task and style not pinned above, exactly as mipo builds it today.
 PINNED = [
     ("gsm8k", "gsm8k.jsonl", {"fewshot": 1}, [

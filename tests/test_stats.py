@@ -72,3 +72,18 @@ def test_newcombe_covers_the_true_difference():
     assert 0.93 <= hits / 1000 <= 0.985
     (l1, u1), (l2, u2) = wilson_ci(0.19 * n, n), wilson_ci(0.15 * n, n)
     assert np.mean(width) < math.hypot(u1 - l1, u2 - l2)
+
+
+def test_gained_lost_and_exact_mcnemar():
+    from mipo.evaluation.stats import gained_lost
+
+    # 30 items gained, 12 lost (the probe): the exact two-sided binomial p of 12 or fewer of 42 at 1/2
+    after = [1] * 30 + [0] * 12 + [1] * 200 + [0] * 258
+    before = [0] * 30 + [1] * 12 + [1] * 200 + [0] * 258
+    got = gained_lost(after, before)
+    p = 2 * sum(math.comb(42, k) for k in range(13)) / 2 ** 42
+    assert got["gained"] == 30 and got["lost"] == 12 and got["mcnemar_p"] == pytest.approx(p)
+    assert 0.005 < got["mcnemar_p"] < 0.01
+    assert gained_lost([1, 0, 1], [1, 0, 1]) == {"gained": 0, "lost": 0, "mcnemar_p": 1.0}
+    assert gained_lost([1, None, 0], [0, 1, None]) == {"gained": 1, "lost": 0, "mcnemar_p": 1.0}
+    assert gained_lost([0.5, 1.0], [0.0, 1.0]) is None  # not 0/1: no counts

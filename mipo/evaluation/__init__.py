@@ -67,11 +67,13 @@ def model_extractions(cfg: Config, task: Task, engine, answers: list[str], c: Ca
     return dict(zip(asks, replies))
 
 
-def choice_logliks(cfg: Config, task: Task, engine, items: list[Item], resume_dir) -> list | None:
-    """Multiple choice: log p(choice | question) of every choice under the evaluated model (lm-evaluation-harness'
-    way, beside the generated answer's accuracy); None for other tasks or an engine that cannot score."""
-    if not hasattr(task, "loglik_requests") or not hasattr(engine, "token_logprobs"):
+def choice_logliks(cfg: Config, task: Task, engine, items: list[Item], resume_dir) -> dict | None:
+    """Multiple choice: log p(choice | question) of every choice under the evaluated model, lm-evaluation-harness'
+    way (raw text, and the unconditional log p(choice) of its acc_mutual_info) and through the chat template, beside
+    the generated answer's accuracy; None for other tasks or an engine that cannot score."""
+    if not hasattr(task, "loglik_requests") or not hasattr(engine, "text_logprobs"):
         return None
-    prompts, conts = task.loglik_requests(items)
-    return engine.token_logprobs(prompts, conts, batch_size=max(1, cfg.evaluate.batch_size // 4),
-                                 resume_dir=resume_dir)
+    bs = max(1, cfg.evaluate.batch_size // 4)
+    score = {"chat": engine.token_logprobs, "raw": engine.text_logprobs, "unconditional": engine.text_logprobs}
+    return {kind: score[kind](contexts, conts, batch_size=bs, resume_dir=resume_dir)
+            for kind, (contexts, conts) in task.loglik_requests(items).items()}

@@ -6,7 +6,7 @@ from statistics import fmean
 
 from ..behaviour import distinct_n
 from .score import self_bleu4
-from .stats import METHOD, interval, mean_present, paired_diff_ci
+from .stats import METHOD, gained_lost, interval, mean_present, paired_diff_ci
 
 
 def metric_keys(rows: list[dict]) -> list[str]:
@@ -56,8 +56,9 @@ def _paired_summary(pm: str, keys: list[str], trained: list[dict], base: list[di
     mean, ci = paired([t.get(pm) for t in trained], [b.get(pm) for b in base], resamples, seed)
     by_metric = {}
     for k in keys:
-        d, c = paired([t[k] for t in trained], [b[k] for b in base], resamples, seed)
-        by_metric[k] = {"mean_difference": d, "ci": c}
+        after, before = [t[k] for t in trained], [b[k] for b in base]
+        d, c = paired(after, before, resamples, seed)
+        by_metric[k] = {"mean_difference": d, "ci": c, **(gained_lost(after, before) or {})}
     return {"metric": pm, "n": len(diffs), "share_trained_higher": mean_present(d > 0 for d in diffs),
             "share_tied": mean_present(d == 0 for d in diffs), "mean_difference": mean, "ci": ci,
             "by_metric": by_metric}
@@ -112,6 +113,8 @@ def response_rows(items, prompts, responses: dict[str, list[str]], per_item: dic
             row[name] = responses[name][i]
             if "_prediction" in d:
                 row[f"{name}_prediction"] = d["_prediction"]
+            if "_logliks" in d:  # multiple choice: each choice's log p, per way of scoring, and the gold index
+                row[f"{name}_choice_logliks"] = d["_logliks"]
             row[f"{name}_metrics"] = {k: v for k, v in d.items() if not k.startswith("_")}
             if "_judge" in d:
                 row[f"{name}_judge"] = d["_judge"]

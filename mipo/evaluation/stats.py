@@ -78,3 +78,17 @@ def newcombe_paired_ci(after, before, level: float = 0.95) -> list[float] | None
     lower = theta - math.sqrt(max((p1 - l1) ** 2 - 2 * phi * (p1 - l1) * (u2 - p2) + (u2 - p2) ** 2, 0.0))
     upper = theta + math.sqrt(max((u1 - p1) ** 2 - 2 * phi * (u1 - p1) * (p2 - l2) + (p2 - l2) ** 2, 0.0))
     return [max(lower, -1.0), min(upper, 1.0)]
+
+
+def gained_lost(after, before) -> dict | None:
+    """Paired 0/1 outcomes over the items where both are present: items gained (after 1, before 0), items lost
+    (after 0, before 1) and McNemar's exact two-sided p-value, the binomial test of gained vs lost at 1/2 (the
+    items both models get right or wrong carry no evidence of a difference); None unless both are 0/1."""
+    both = [(a, b) for a, b in zip(after, before) if a is not None and b is not None]
+    if not binary([v for p in both for v in p]):
+        return None
+    gained = sum(1 for a, b in both if a > b)
+    lost = sum(1 for a, b in both if a < b)
+    n, k = gained + lost, min(gained, lost)
+    p = min(1.0, 2 * sum(math.comb(n, i) for i in range(k + 1)) / 2 ** n) if n else 1.0
+    return {"gained": gained, "lost": lost, "mcnemar_p": p}

@@ -89,10 +89,37 @@ class HFEngine:
     def token_logprobs(self, prompts: list[Messages], responses: list[str], *, batch_size: int = 8,
                        resume_dir=None) -> list[tuple[float, int]]:
         """(sum of log p(response tokens + end-of-turn | prompt), number of those tokens) per (prompt, response)."""
+        tok = self.tok
+        return self.score_ids([(p, tok(r, add_special_tokens=False)["input_ids"] + [tok.eos_token_id])
+                               for p, r in zip(prompt_ids(tok, prompts), responses)], batch_size, resume_dir)
+
+    @torch.inference_mode()
+    def text_logprobs(self, contexts: list[str], continuations: list[str], *, batch_size: int = 8,
+                      resume_dir=None) -> list[tuple[float, int]]:
+        """(sum of log p(continuation | context), its tokens) on raw text, no chat template, as
+        lm-evaluation-harness' `loglikelihood` scores a request: the context's trailing spaces move to the
+        continuation, the pair is encoded whole and the continuation is what follows the context's own encoding;
+        an empty context is the tokenizer's BOS token (else its EOS), the harness' `prefix_token_id`."""
+        tok = self.tok
+        prefix = tok.bos_token_id if tok.bos_token_id is not None else tok.eos_token_id
+        seqs = []
+        for ctx, cont in zip(contexts, continuations):
+            if not ctx:
+                seqs.append(([prefix], tok(cont, add_special_tokens=False)["input_ids"]))
+                continue
+            spaces = len(ctx) - len(ctx.rstrip())
+            if spaces:
+                ctx, cont = ctx[:-spaces], ctx[-spaces:] + cont
+            whole = tok(ctx + cont, add_special_tokens=False)["input_ids"]
+            at = len(tok(ctx, add_special_tokens=False)["input_ids"])
+            seqs.append((whole[:at], whole[at:]))
+        return self.score_ids(seqs, batch_size, resume_dir)
+
+    @torch.inference_mode()
+    def score_ids(self, seqs: list[tuple[list[int], list[int]]], batch_size: int,
+                  resume_dir=None) -> list[tuple[float, int]]:
+        """(sum of log p(y | p), len(y)) per (p, y) pair of token ids, in batches of similar length."""
         model, tok = self.model, self.tok
-        eos = tok.eos_token_id
-        seqs = [(p, tok(r, add_special_tokens=False)["input_ids"] + [eos])
-                for p, r in zip(prompt_ids(tok, prompts), responses)]
         log = BatchLog(resume_dir, {"op": "logprobs", "seqs": seqs, "bs": batch_size, **weights_id(model)})
 
         def batch(b: int, idx: list[int]) -> list[float]:

@@ -16,12 +16,16 @@ LABELS = {
     "nontext": "non-text characters (↓)", "words": "words per response",
     "fluency": "fluency: base log-lik per token, nats (↑)", "cond_mi_per_token": "cond. MI per token, nats (↑)",
     "distinct_2": "distinct-2 over all responses (↑)",
-    "accuracy_loglik": "accuracy by choice log-likelihood, lm-eval acc (↑)",
-    "accuracy_loglik_norm": "accuracy by choice log-likelihood per byte, lm-eval acc_norm (↑)",
+    "accuracy_loglik": "accuracy by choice log-likelihood, chat template (↑)",
+    "accuracy_loglik_norm": "accuracy by choice log-likelihood per byte, chat template (↑)",
+    "accuracy_loglik_raw": "accuracy by choice log-likelihood, raw text: lm-eval acc (↑)",
+    "accuracy_loglik_raw_norm": "accuracy by choice log-likelihood per character, raw text: lm-eval acc_norm (↑)",
+    "accuracy_pmi": "accuracy by PMI of the choice, raw text: lm-eval acc_mutual_info (↑)",
     "model_extracted": "answers read by the model itself (rule found none)",
 }
 # the order of a report's rows: what the user gets, what could fool it, the information measures, the rest
-ORDER = ("accuracy", "accuracy_loglik", "accuracy_loglik_norm", "model_extracted", "violation", "cue", "parrot",
+ORDER = ("accuracy", "parsed", "accuracy_loglik_raw", "accuracy_loglik_raw_norm", "accuracy_pmi", "accuracy_loglik",
+         "accuracy_loglik_norm", "model_extracted", "violation", "cue", "parrot",
          "broken", "rep4", "nontext", "fluency", "words", "cond_mi", "cond_mi_per_token", "infonce_mi")
 LAST = ("logp_full", "logp_bare", "judge_unparsed", "self_bleu4", "distinct_2", "mean_response_chars")
 # direction in which each measure is better, for the report's check that MI did not rise at the user's expense

@@ -18,13 +18,16 @@ from .plot import bars, curves
 N_EXAMPLES = 4
 
 
-def table_header(metrics: dict) -> list[str]:
+def table_header(metrics: dict, counts: bool = True) -> list[str]:
+    """The before/after table's columns; `counts`: the items gained / lost column (the report has it; the
+    terminal's summary leaves it out to fit 80 columns)."""
     if "trained" in metrics["models"]:
-        return ["metric", "base", "base 95% CI", "trained", "trained 95% CI", "Δ", "Δ 95% CI (paired)"]
+        return ["metric", "base", "base 95% CI", "trained", "trained 95% CI", "Δ", "Δ 95% CI (paired)"] + (
+            ["items gained / lost (McNemar p)"] if counts else [])
     return ["metric", "base", "base 95% CI"]
 
 
-def table_rows(metrics: dict) -> list[tuple[str, ...]]:
+def table_rows(metrics: dict, counts: bool = True) -> list[tuple[str, ...]]:
     """One row per metric: value and bootstrap CI per model, and the paired difference with its CI."""
     models, ci = metrics["models"], metrics.get("ci", {})
     base, trained = models["base"], models.get("trained")
@@ -34,8 +37,11 @@ def table_rows(metrics: dict) -> list[tuple[str, ...]]:
         row = [LABELS.get(k, k), fmt(base[k]), fmt_ci(ci.get("base", {}).get(k))]
         if trained is not None:
             b, t = base[k], trained[k]
+            p = by_metric.get(k, {})
             row += [fmt(t), fmt_ci(ci.get("trained", {}).get(k)), fmt(None if b is None or t is None else t - b),
-                    fmt_ci(by_metric.get(k, {}).get("ci"))]
+                    fmt_ci(p.get("ci"))]
+            if counts:
+                row.append(f"+{p['gained']} / −{p['lost']} ({p['mcnemar_p']:.3g})" if "gained" in p else "")
         rows.append(tuple(row))
     return rows
 
@@ -71,6 +77,7 @@ def render_markdown(metrics: dict, config: dict, timings: dict, run_dir: Path | 
     for r in table_rows(metrics):
         out.write(md_row(r) + "\n")
     out.write(notes(metrics))
+    out.write(pairs_section(metrics.get("pairs")))
     out.write(examples(run_dir) if run_dir else "")
     if timings:
         order = ["generate", "train", "evaluate"]
@@ -139,6 +146,29 @@ def notes(metrics: dict) -> str:
             out.write(f"\n### {name}: {gname.replace('_', ' ')}\n\n| group | n | accuracy |\n|---|---|---|\n")
             for g, v in table.items():
                 out.write(f"| {g} | {v['n']} | {fmt(v['accuracy'])} |\n")
+    return out.getvalue()
+
+
+def pairs_section(p: dict | None) -> str:
+    """What the training pairs held, read without a model (mipo.pair.diagnose): both responses as answers to the
+    true prompt, and the 0/1 contrasts DPO was shown."""
+    if not p:
+        return ""
+    keys = list(p["chosen"])
+    out = io.StringIO()
+    out.write(f"\n## What the pairs held (before training)\n\n{p['pairs']} pairs; both responses read as answers to "
+              f"the true prompt, with no model. Identical chosen and rejected: {fmt(p['identical'])}"
+              + (f"; share of what only the true prompt says that the chosen response repeats: {fmt(p['chosen_echo'])}"
+                 if p.get("chosen_echo") is not None else "") + ".\n\n")
+    out.write(md_row(["", *(LABELS.get(k, k) for k in keys)]) + "\n|" + "---|" * (len(keys) + 1) + "\n")
+    for side in ("chosen", "rejected"):
+        out.write(md_row([side, *(fmt(p[side].get(k)) for k in keys)]) + "\n")
+    for k, c in p["contrast"].items():
+        out.write(f"\n- {LABELS.get(k, k)}: only the chosen response {c['only_chosen']}, only the rejected "
+                  f"{c['only_rejected']}, of {c['n']} pairs")
+    out.write("\n\nDPO raises the chosen response over the rejected one: a contrast of right against wrong answers "
+              "is in the first count; pairs that differ only in what they are about teach the model to answer "
+              "the question it was asked, not to answer it right.\n" if "accuracy" in p["contrast"] else "\n")
     return out.getvalue()
 
 

@@ -126,6 +126,12 @@ class Task:
         """Per-item metrics of one model's responses (floats; averaged by the evaluator)."""
         raise NotImplementedError
 
+    def text_score(self, items: list[Item], responses: list[str]) -> list[dict[str, float]]:
+        """The per-item metrics that need no model (the answer read from the text, adherence to the context): what
+        `mipo generate` can say of the pairs before anything is trained (mipo/pair.py: `diagnose`); none by
+        default."""
+        return [{} for _ in items]
+
     def summarize(self, items: list[Item], per_item: list[dict]) -> dict:
         """Extra aggregate metrics beyond the per-item means (e.g. MMLU per subject); {} by default."""
         return {}

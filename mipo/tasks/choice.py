@@ -76,31 +76,51 @@ class ChoiceTask(Task):
         """lm-evaluation-harness' ARC context and continuations: "Question: q\nAnswer:" / each choice's text."""
         return f"Question: {it.meta['question'].strip()}\nAnswer:", it.meta["texts"]
 
-    def loglik_requests(self, items: list[Item]) -> tuple[list[Messages], list[str]]:
-        """Every (prompt, choice) pair to score under the evaluated model, choices of an item in label order. The
-        context is the user turn and the choice the assistant's whole reply (end of turn included): chat models
-        read a chat template; lm-eval scores raw text, so its numbers differ by that template."""
-        prompts, conts = [], []
+    def loglik_requests(self, items: list[Item]) -> dict[str, tuple[list, list[str]]]:
+        """Every (context, choice) pair to score under the evaluated model, per way of scoring, choices of an item
+        in label order:
+        - chat: the context as the user turn, the choice as the assistant's whole reply (end of turn included), as
+          a chat model reads them;
+        - raw: lm-evaluation-harness' request on raw text, the context then " " + the choice (its target delimiter);
+        - unconditional: the harness' acc_mutual_info denominator, the empty context then " " + the choice (the
+          engine reads an empty context as the harness does: the BOS token)."""
+        out: dict[str, tuple[list, list[str]]] = {"chat": ([], []), "raw": ([], []), "unconditional": ([], [])}
         for it in items:
             context, choices = self.loglik_request(it)
-            prompts += [[{"role": "user", "content": context}]] * len(choices)
-            conts += choices
-        return prompts, conts
+            for kind, ctx, conts in (("chat", [{"role": "user", "content": context}], choices),
+                                     ("raw", context, [" " + c for c in choices]),
+                                     ("unconditional", "", [" " + c for c in choices])):
+                out[kind][0].extend([ctx] * len(conts))
+                out[kind][1].extend(conts)
+        return out
 
-    def apply_logliks(self, items: list[Item], rows: list[dict], scores: list[tuple[float, int]]) -> None:
-        """accuracy_loglik: the likeliest choice is the gold one (lm-eval's acc); _norm: log p per byte of the
-        choice (its acc_norm, which divides by the continuation's length)."""
+    def apply_logliks(self, items: list[Item], rows: list[dict], scores: dict[str, list[tuple[float, int]]]) -> None:
+        """Per item, the likeliest choice is the gold one:
+        - accuracy_loglik / _norm: through the chat template, by log p and by log p per byte of the choice;
+        - accuracy_loglik_raw / _raw_norm: the harness' acc / acc_norm (log p per character of the choice);
+        - accuracy_pmi: the harness' acc_mutual_info, log p(" c" | context) - log p(" c" | BOS) on raw text.
+        The per-choice log-probs stay with the item (`_logliks`) for the reports' analyses."""
         at = 0
         for it, d in zip(items, rows):
             _, choices = self.loglik_request(it)
-            got = scores[at:at + len(choices)]
+            got = {k: [lp for lp, _ in v[at:at + len(choices)]] for k, v in scores.items()}
             at += len(choices)
             gold = it.meta["labels"].index(it.answer)
-            norm = [lp / max(1, len(c.encode())) for (lp, _), c in zip(got, choices)]
-            d["accuracy_loglik"] = float(max(range(len(got)), key=lambda j: got[j][0]) == gold)
-            d["accuracy_loglik_norm"] = float(max(range(len(got)), key=norm.__getitem__) == gold)
+
+            def hit(values: list[float]) -> float:
+                return float(max(range(len(values)), key=values.__getitem__) == gold)
+
+            d["accuracy_loglik"] = hit(got["chat"])
+            d["accuracy_loglik_norm"] = hit([lp / max(1, len(c.encode())) for lp, c in zip(got["chat"], choices)])
+            d["accuracy_loglik_raw"] = hit(got["raw"])
+            d["accuracy_loglik_raw_norm"] = hit([lp / max(1, len(c)) for lp, c in zip(got["raw"], choices)])
+            d["accuracy_pmi"] = hit([c - u for c, u in zip(got["raw"], got["unconditional"])])
+            d["_logliks"] = {**got, "gold": gold}
 
     def score(self, items, responses, base_scorer):
+        return self.text_score(items, responses)
+
+    def text_score(self, items, responses):
         out = []
         for it, resp in zip(items, responses):
             pred = (extract_choice_paper(resp) if self.args.extraction == "paper"

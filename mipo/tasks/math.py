@@ -116,6 +116,9 @@ class MathTask(Task):
         return (extract_answer_paper if self.args.extraction == "paper" else extract_answer)(text)
 
     def score(self, items, responses, base_scorer):
+        return self.text_score(items, responses)
+
+    def text_score(self, items, responses):
         out = []
         for it, resp in zip(items, responses):
             pred = self.extract(resp)

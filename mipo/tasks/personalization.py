@@ -56,10 +56,15 @@ class ContextTask(Task):
         full = base_scorer([self.messages(it) for it in items], responses)
         bare = base_scorer([self.messages(it, with_context=False) for it in items], responses)
         rows = [{"cond_mi": f - b, "logp_full": f, "logp_bare": b} for f, b in zip(full, bare)]
-        if any("avoid" in it.meta or "expect" in it.meta for it in items):
-            for row, it, r in zip(rows, items, responses):
-                row.update(adherence(r, it.context or "", it.meta.get("avoid", []), it.meta.get("expect", [])))
+        for row, text in zip(rows, self.text_score(items, responses)):
+            row.update(text)
         return rows
+
+    def text_score(self, items, responses):
+        if not any("avoid" in it.meta or "expect" in it.meta for it in items):
+            return [{} for _ in items]
+        return [adherence(r, it.context or "", it.meta.get("avoid", []), it.meta.get("expect", []))
+                for it, r in zip(items, responses)]
 
     def candidates(self, items: list[Item], i: int, rng, k: int) -> list[Messages]:
         """InfoNCE candidates for item i: its own request under k other users' contexts (seeded draw) — prompts that

@@ -1,0 +1,176 @@
+"""The reasoning effect study (bench/effect.py --study reasoning): does MIPO make the model pick the right choice
+more often, on held-out sets it was not trained on, by measures that format cannot fake?
+
+Training is `mipo compare`'s (mipo.compare.train_all: one sample set per seed, shared by the methods). Every model
+is scored on each held-out set by mipo/evaluation (the code of `mipo evaluate`): by choice log-likelihood on raw text
+(lm-evaluation-harness' acc, acc_norm), through the chat template, by PMI (acc_mutual_info), and, for sets named
+"...+gen", by its generated answer (accuracy, parse rate). Outputs under <root>/heldout/<set>/: per_item.jsonl
+(every model's per-item metrics and choice log-probs), table.md.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import sys
+from pathlib import Path
+from statistics import fmean
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+DEFAULT_HELDOUT = [f"arc_easy-validation+gen=arc_easy:{ROOT.parent / 'shared/data/arc_easy'}:validation",
+                   f"arc_challenge-test=arc_challenge:{ROOT.parent / 'shared/data/arc_challenge'}:test"]
+HEADLINE = ("accuracy_loglik_raw", "accuracy_loglik_raw_norm", "accuracy_pmi", "accuracy_loglik", "accuracy", "parsed")
+
+
+def study(recipe: str, root: Path, flags: str, heldout: list[str] | None, table_only: bool = False) -> str:
+    from mipo.compare import parse_lists, train_all
+    from mipo.recipe import apply_overrides, load_recipe
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s mipo %(levelname)s %(message)s", datefmt="%H:%M:%S")
+    cfg = load_recipe(recipe)
+    overrides = dict(kv.split("=", 1) for kv in filter(None, flags.split(",")))
+    cfg = dataclasses.replace(apply_overrides(cfg, overrides, "point"), run_dir=str(root))
+    methods, seeds = parse_lists(cfg)
+    if not table_only:
+        failures = train_all(cfg, methods, seeds)
+        if failures:
+            raise SystemExit(f"training failed: {failures}")
+    out = []
+    for spec in heldout or DEFAULT_HELDOUT:
+        name, _, where = spec.partition("=")
+        task_name, rest = where.split(":", 1)
+        data, split = rest.rsplit(":", 1)
+        d = root / "heldout" / name
+        if not table_only and not (d / "per_item.jsonl").exists():
+            evaluate_set(cfg, methods, seeds, task_name, data, split, name.endswith("+gen"), d)
+        if (d / "per_item.jsonl").exists():
+            text = render(name, [json.loads(x) for x in (d / "per_item.jsonl").read_text().splitlines()], methods,
+                          seeds)
+            (d / "table.md").write_text(text)
+            out.append(text)
+    return "\n\n".join(out)
+
+
+def evaluate_set(cfg, methods, seeds, task_name, data, split, generated: bool, out: Path) -> None:
+    """Every model's per-item metrics on one held-out set, written to out/per_item.jsonl (atomically)."""
+    from mipo import models
+    from mipo.evaluation import Candidate, choice_logliks, evaluate_models
+    from mipo.inference.adapters import trained_engine
+    from mipo.inference.hf import HFEngine
+    from mipo.io import write_jsonl
+    from mipo.tasks import get_task
+
+    ecfg = dataclasses.replace(cfg, task=dataclasses.replace(cfg.task, name=task_name, data=data, eval_split=split,
+                                                             n_eval=None))
+    task = get_task(task_name, ecfg.task)
+    items = task.load(ecfg.task, split)
+    base = HFEngine(*models.load(cfg.model))
+    root = Path(cfg.run_dir)
+    candidates = [Candidate("base", None, seeds[0])] + [
+        Candidate(f"{m}/seed{s}", root / m / f"seed{s}" / "train", s) for s in seeds for m in methods]
+    resume = out / "partial"
+    resume.mkdir(parents=True, exist_ok=True)
+    if generated:
+        _, per, _ = evaluate_models(ecfg, task, items, base, candidates, resume)
+    else:  # log-likelihoods only: no response is sampled
+        per = {}
+        for c in candidates:
+            with trained_engine(base, c.train_dir, lambda p: models.load(cfg.model, p)[0]) as engine:
+                rows = [{} for _ in items]
+                task.apply_logliks(items, rows, choice_logliks(ecfg, task, engine, items, resume))
+            per[c.name] = rows
+    write_jsonl(out / "per_item.jsonl", [{"id": it.id, "choice_chars": [len(t) for t in it.meta["texts"]],
+                                          "models": {n: per[n][i] for n in per}} for i, it in enumerate(items)])
+    logging.getLogger("mipo").info("reasoning study: %s written", out / "per_item.jsonl")
+
+
+def paired_cell(after: list[float], before: list[float]) -> str:
+    from mipo.evaluation.stats import gained_lost, newcombe_paired_ci
+
+    ci = newcombe_paired_ci(after, before)
+    gl = gained_lost(after, before)
+    d = fmean(after) - fmean(before)
+    return f"{100 * d:+.1f} [{100 * ci[0]:+.1f}, {100 * ci[1]:+.1f}] (+{gl['gained']}/−{gl['lost']}, p {gl['mcnemar_p']:.3f})"
+
+
+def pooled_cell(afters: list[list[float]], before: list[float]) -> str:
+    """Over the seeds: each item's seed-averaged value minus the base's, with a seeded percentile bootstrap CI."""
+    from mipo.evaluation.stats import bootstrap_ci
+
+    diffs = [fmean(a[i] for a in afters) - before[i] for i in range(len(before))]
+    ci = bootstrap_ci(diffs, 2000, 0)
+    return f"{100 * fmean(diffs):+.1f} [{100 * ci[0]:+.1f}, {100 * ci[1]:+.1f}]"
+
+
+def render(name: str, rows: list[dict], methods: list[str], seeds: list[int]) -> str:
+    models_ = list(rows[0]["models"])
+    keys = [k for k in HEADLINE if k in rows[0]["models"]["base"]]
+    col = {m: {k: [r["models"][m][k] for r in rows] for k in keys} for m in models_}
+    out = [f"### {name} ({len(rows)} items)\n", "| model | " + " | ".join(keys) + " |", "|---" * (len(keys) + 1) + "|"]
+    for m in models_:
+        out.append(f"| {m} | " + " | ".join(f"{100 * fmean(col[m][k]):.1f}%" for k in keys) + " |")
+    out.append("\nPaired Δ in points vs base [95% Newcombe CI] (items gained/lost, McNemar p); `vs sft-self` = the "
+               "same seed's sft-self on the same pairs:\n")
+    out.append("| model | " + " | ".join(f"Δ {k}" for k in keys[:3]) + " | Δ accuracy_loglik_raw vs sft-self |")
+    out.append("|---" * 5 + "|")
+    for m in models_[1:]:
+        ref = m.replace(m.split("/")[0], "sft-self")
+        vs = paired_cell(col[m]["accuracy_loglik_raw"], col[ref]["accuracy_loglik_raw"]) if (
+            ref in col and ref != m) else "—"
+        out.append(f"| {m} | " + " | ".join(paired_cell(col[m][k], col["base"][k]) for k in keys[:3]) + f" | {vs} |")
+    for meth in methods:
+        runs = [f"{meth}/seed{s}" for s in seeds if f"{meth}/seed{s}" in col]
+        if len(runs) > 1:
+            out.append(f"| {meth}, {len(runs)} seeds pooled (bootstrap) | " + " | ".join(
+                pooled_cell([col[r][k] for r in runs], col["base"][k]) for k in keys[:3]) + " | |")
+    out.append("\n" + why(rows, models_))
+    return "\n".join(out)
+
+
+def why(rows: list[dict], models_: list[str]) -> str:
+    """What changed in the models' choice log-probs (raw text), against the base model's:
+    - agrees with base PMI: the share of items whose likeliest choice is the one the base model's PMI rule picks
+      (did training move the model towards scoring p(c | q) / p(c)?);
+    - prior share: each choice's change in log p(c | q) (trained − base, centred over the item's choices)
+      regressed on its centred change in the unconditional log p(c): the share of the change that does not depend
+      on the question (1 = training only reshaped which answer strings are likely, whatever was asked);
+    - Δ acc on close / far items: on the items whose base top-two margin is below / at least the median;
+    - picks the longest choice, picks A/B/C/D: where the likeliest choice stands (gold: where the right one does)."""
+    def argmax(v):
+        return max(range(len(v)), key=v.__getitem__)
+
+    base = [r["models"]["base"]["_logliks"] for r in rows]
+    pmi_pick = [argmax([c - u for c, u in zip(b["raw"], b["unconditional"])]) for b in base]
+    margins = [sorted(b["raw"])[-1] - sorted(b["raw"])[-2] for b in base]
+    median = sorted(margins)[len(margins) // 2]
+    longest = [argmax(r["choice_chars"]) for r in rows]
+
+    def spread(picks: list[int]) -> str:
+        return " ".join(f"{'ABCDE'[j]} {100 * fmean(float(p == j) for p in picks):.0f}%" for j in range(4))
+
+    gold = [b["gold"] for b in base]
+    out = ["Where the change is (raw-text log-likelihood; `bench/effect_reasoning.py: why`):\n",
+           "| model | agrees with base PMI | prior share of the change | Δ acc, close items | Δ acc, far items "
+           "| picks the longest choice | picks A B C D |", "|---" * 7 + "|",
+           f"| (gold) | {100 * fmean(float(g == p) for g, p in zip(gold, pmi_pick)):.1f}% | | | | "
+           f"{100 * fmean(float(g == k) for g, k in zip(gold, longest)):.1f}% | {spread(gold)} |"]
+    for m in models_:
+        ll = [r["models"][m]["_logliks"] for r in rows]
+        picks = [argmax(x["raw"]) for x in ll]
+        num = den = 0.0
+        for x, b in zip(ll, base):
+            dc = [t - s for t, s in zip(x["raw"], b["raw"])]
+            du = [t - s for t, s in zip(x["unconditional"], b["unconditional"])]
+            mc, mu = fmean(dc), fmean(du)
+            num += sum((a - mc) * (u - mu) for a, u in zip(dc, du))
+            den += sum((u - mu) ** 2 for u in du)
+        share = f"{num / den:.2f}" if den else "—"
+        acc = [r["models"][m]["accuracy_loglik_raw"] - r["models"]["base"]["accuracy_loglik_raw"] for r in rows]
+        close = fmean(a for a, g in zip(acc, margins) if g < median)
+        far = fmean(a for a, g in zip(acc, margins) if g >= median)
+        out.append(f"| {m} | {100 * fmean(float(p == q) for p, q in zip(picks, pmi_pick)):.1f}% | {share} | "
+                   f"{100 * close:+.1f} | {100 * far:+.1f} | "
+                   f"{100 * fmean(float(p == k) for p, k in zip(picks, longest)):.1f}% | {spread(picks)} |")
+    return "\n".join(out)
