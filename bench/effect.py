@@ -92,6 +92,7 @@ def main():
     ap.add_argument("--root", default=None, help="default: runs/effect (personalization), runs/arc (reasoning)")
     ap.add_argument("--point", action="append", default=[], help="name[:section.field=value,...]")
     ap.add_argument("--table", action="store_true", help="print the table of every finished point")
+    ap.add_argument("--seeds", help="reasoning: the seeds to train and score (default: the recipe's compare.seeds)")
     ap.add_argument("--heldout", action="append", default=None,
                     help="reasoning: name=task:data:split (default: ARC-Easy validation with generated answers, "
                          "ARC-Challenge test, from ../shared/data)")
@@ -103,7 +104,7 @@ def main():
         root = Path(args.root or ROOT / "runs" / "arc")
         for spec in args.point or [""]:
             name, _, flags = spec.partition(":")
-            print(study(recipe, root / name if name else root, flags, args.heldout, table_only=args.table), flush=True)
+            print(study(recipe, root / name if name else root, flags, args.heldout, args.seeds, args.table), flush=True)
         return
     recipe = args.recipe or str(ROOT / "recipes" / "demo.yaml")
     root = Path(args.root or ROOT / "runs" / "effect")

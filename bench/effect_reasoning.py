@@ -19,12 +19,13 @@ from statistics import fmean
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-DEFAULT_HELDOUT = [f"arc_easy-validation+gen=arc_easy:{ROOT.parent / 'shared/data/arc_easy'}:validation",
-                   f"arc_challenge-test=arc_challenge:{ROOT.parent / 'shared/data/arc_challenge'}:test"]
+DEFAULT_HELDOUT = [f"arc_easy-validation=arc_easy:{ROOT.parent / 'shared/data/arc_easy'}:validation",
+                   f"arc_challenge-test500=arc_challenge:{ROOT.parent / 'shared/data/arc_challenge'}:test:500"]
 HEADLINE = ("accuracy_loglik_raw", "accuracy_loglik_raw_norm", "accuracy_pmi", "accuracy_loglik", "accuracy", "parsed")
 
 
-def study(recipe: str, root: Path, flags: str, heldout: list[str] | None, table_only: bool = False) -> str:
+def study(recipe: str, root: Path, flags: str, heldout: list[str] | None, seeds: str | None = None,
+          table_only: bool = False) -> str:
     from mipo.compare import parse_lists, train_all
     from mipo.recipe import apply_overrides, load_recipe
 
@@ -32,6 +33,8 @@ def study(recipe: str, root: Path, flags: str, heldout: list[str] | None, table_
     cfg = load_recipe(recipe)
     overrides = dict(kv.split("=", 1) for kv in filter(None, flags.split(",")))
     cfg = dataclasses.replace(apply_overrides(cfg, overrides, "point"), run_dir=str(root))
+    if seeds:
+        cfg.compare.seeds = seeds
     methods, seeds = parse_lists(cfg)
     if not table_only:
         failures = train_all(cfg, methods, seeds)
@@ -40,11 +43,10 @@ def study(recipe: str, root: Path, flags: str, heldout: list[str] | None, table_
     out = []
     for spec in heldout or DEFAULT_HELDOUT:
         name, _, where = spec.partition("=")
-        task_name, rest = where.split(":", 1)
-        data, split = rest.rsplit(":", 1)
+        task_name, data, split, *n = where.split(":")
         d = root / "heldout" / name
         if not table_only and not (d / "per_item.jsonl").exists():
-            evaluate_set(cfg, methods, seeds, task_name, data, split, name.endswith("+gen"), d)
+            evaluate_set(cfg, methods, seeds, task_name, data, split, int(n[0]) if n else None, name.endswith("+gen"), d)
         if (d / "per_item.jsonl").exists():
             text = render(name, [json.loads(x) for x in (d / "per_item.jsonl").read_text().splitlines()], methods,
                           seeds)
@@ -53,8 +55,11 @@ def study(recipe: str, root: Path, flags: str, heldout: list[str] | None, table_
     return "\n\n".join(out)
 
 
-def evaluate_set(cfg, methods, seeds, task_name, data, split, generated: bool, out: Path) -> None:
-    """Every model's per-item metrics on one held-out set, written to out/per_item.jsonl (atomically)."""
+def evaluate_set(cfg, methods, seeds, task_name, data, split, n_eval: int | None, generated: bool, out: Path) -> None:
+    """Every model's per-item metrics on one held-out set (n_eval items drawn as the paper draws ARC's 500:
+    pandas' sample with seed 42; None = all), written to out/per_item.jsonl (atomically). generated: the whole
+    `mipo evaluate` path (answers, parse rate, fluency, chat-template scoring); else only the harness' raw-text
+    scoring and PMI, which cost a fraction of it (contexts of ~40 tokens, no decoding)."""
     from mipo import models
     from mipo.evaluation import Candidate, choice_logliks, evaluate_models
     from mipo.inference.adapters import trained_engine
@@ -63,7 +68,9 @@ def evaluate_set(cfg, methods, seeds, task_name, data, split, generated: bool, o
     from mipo.tasks import get_task
 
     ecfg = dataclasses.replace(cfg, task=dataclasses.replace(cfg.task, name=task_name, data=data, eval_split=split,
-                                                             n_eval=None))
+                                                             n_eval=n_eval, eval_draw="random", eval_seed=42))
+    if not generated:  # short raw-text contexts: wider scoring batches (a quarter of evaluate.batch_size) pay on CPU
+        ecfg = dataclasses.replace(ecfg, evaluate=dataclasses.replace(ecfg.evaluate, batch_size=256))
     task = get_task(task_name, ecfg.task)
     items = task.load(ecfg.task, split)
     base = HFEngine(*models.load(cfg.model))
@@ -79,7 +86,8 @@ def evaluate_set(cfg, methods, seeds, task_name, data, split, generated: bool, o
         for c in candidates:
             with trained_engine(base, c.train_dir, lambda p: models.load(cfg.model, p)[0]) as engine:
                 rows = [{} for _ in items]
-                task.apply_logliks(items, rows, choice_logliks(ecfg, task, engine, items, resume))
+                task.apply_logliks(items, rows, choice_logliks(ecfg, task, engine, items, resume,
+                                                               kinds=("raw", "unconditional")))
             per[c.name] = rows
     write_jsonl(out / "per_item.jsonl", [{"id": it.id, "choice_chars": [len(t) for t in it.meta["texts"]],
                                           "models": {n: per[n][i] for n in per}} for i, it in enumerate(items)])

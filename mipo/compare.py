@@ -88,7 +88,8 @@ def evaluate_all(cfg: Config, methods: list[str], seeds: list[int], failures: di
             if get_method(m).trains and not ((train_dir / "adapter").is_dir() or (train_dir / "model").is_dir()):
                 failures[key] = f"{train_dir}: no trained model"
                 continue
-            candidates.append(Candidate(key, train_dir if get_method(m).trains else None, seed))
+            guided = cfg.generate.pmi_alpha if get_method(m).guided else None
+            candidates.append(Candidate(key, train_dir if get_method(m).trains else None, seed, guided))
     resume = RunDir(dataclasses.replace(cfg, method="mipo")).partial("evaluate")
     # the scoring model and the InfoNCE draw are the same for every model: the root config's seed
     responses, per, _ = evaluate_models(cfg, task, items, base, candidates, resume)

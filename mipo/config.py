@@ -70,6 +70,9 @@ class GenerateArgs:
     max_retry_s: float = 300.0  # openai: most seconds one request retries (a refusal before any answer: none)
     rlaif_samples: int = 4  # rlaif: responses per prompt, scored 1-5 by the base model; best vs worst form the pair
     rlaif_judge_tokens: int = 48  # rlaif: tokens the base model may write for its score
+    # pmi-decode, pmi-distill: alpha of context-aware decoding, (1 + alpha) log p(y_t | x) - alpha log p(y_t | x'),
+    # x' = the task's negative prompt (0 = plain decoding)
+    pmi_alpha: float = 0.5
     tensor_parallel_size: int = 1  # vllm
     gpu_memory_utilization: float = 0.9  # vllm
 
@@ -83,7 +86,7 @@ ENGINE_ONLY = {"generate": ("engine", "api_model")}
 # Fields added after run directories existed: left out of fingerprints at these defaults, so those runs still resume.
 LATER = {"task.prompt_style": "mipo", "task.extraction": "mipo", "train.adam_beta2": 0.999,
          "train.lr_scheduler": "linear", "train.min_lr_ratio": 0.1, "train.warmup_ratio": 0.0,
-         "evaluate.extract_with_model": False, "evaluate.judge_mode": "whole"}
+         "evaluate.extract_with_model": False, "evaluate.judge_mode": "whole", "generate.pmi_alpha": 0.5}
 
 
 @dataclass
@@ -140,7 +143,8 @@ class EvalArgs:
 @dataclass
 class CompareArgs:
     # `mipo compare`: every method on the same prompts, one table. Comma-separated (a YAML list works too).
-    methods: str = "prompting,mipo,mipo-filtered,sft-self,infonce,sami,rlaif,mi-grpo,mipo-iterative"
+    methods: str = ("prompting,mipo,mipo-filtered,sft-self,infonce,sami,rlaif,mi-grpo,mipo-iterative,pmi-decode,"
+                    "pmi-distill")
     seeds: str = "0,1,2"
 
 
@@ -149,7 +153,8 @@ class Config:
     run_dir: str = "runs/demo"
     seed: int = 0
     overwrite: bool = False
-    # mipo | mipo-filtered | mipo-iterative | prompting | sft-self | infonce | sami | rlaif | mi-grpo (mipo/methods/)
+    # mipo | mipo-filtered | mipo-iterative | prompting | sft-self | infonce | sami | rlaif | mi-grpo | pmi-decode |
+    # pmi-distill (mipo/methods/)
     method: str = "mipo"
     model: ModelArgs = field(default_factory=ModelArgs)
     task: TaskArgs = field(default_factory=TaskArgs)
@@ -208,6 +213,7 @@ LIMITS = {
     "generate.max_concurrency": _at_least(1), "generate.timeout_s": _at_least(0, strict=True),
     "generate.max_retries": _at_least(0), "generate.max_retry_s": _at_least(0, strict=True),
     "generate.rlaif_samples": _at_least(1), "generate.rlaif_judge_tokens": _at_least(1),
+    "generate.pmi_alpha": _at_least(0),
     "generate.tensor_parallel_size": _at_least(1), "generate.gpu_memory_utilization": _in(0, 1, lo_open=True),
     "train.lora_r": _at_least(1), "train.lora_alpha": _at_least(0, strict=True), "train.lora_dropout": _in(0, 0.99),
     "train.beta": _at_least(0, strict=True), "train.learning_rate": _at_least(0, strict=True),

@@ -98,6 +98,23 @@ def corrupt(strategy: str, items: list[Item], seed: int) -> list[tuple[Item, dic
     return out
 
 
+GUIDED = ("drop_context", "other_user_context", "drop_sentence")
+
+
+def guided_negatives(task: Task, items: list[Item], cfg: Config) -> tuple[str, list]:
+    """The negative prompt x' of each item for context-aware decoding (pmi-decode, pmi-distill): the task's
+    strategy, which must corrupt the prompt it decodes against token by token — a random other prompt asks another
+    question, so its next-token distribution says nothing about this one's. An item the strategy cannot corrupt
+    is its own x' (guidance then changes nothing: plain decoding). Returns (strategy, x' messages per item)."""
+    strategy = cfg.task.negative or task.default_negative
+    if strategy not in GUIDED or strategy not in task.negatives:
+        usable = [s for s in GUIDED if s in task.negatives]
+        raise MipoError(f"{cfg.method}: task.negative '{strategy}' cannot guide decoding (it needs the same prompt "
+                        f"with a piece taken out: {', '.join(usable) or f'none for task {task.name}'})")
+    corrupted = corrupt(strategy, items, cfg.seed)
+    return strategy, [task.messages(c[0] if c else it) for it, c in zip(items, corrupted)]
+
+
 def negative_prompts(task: Task, items: list[Item], strategy: str, seed: int) -> list[tuple[Item, dict] | None]:
     """The prompt x' each item's negative comes from (None = no pair) and what was changed, for `meta`."""
     if strategy == "random_prompt":

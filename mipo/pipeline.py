@@ -136,16 +136,20 @@ def evaluate(cfg: Config):
     if not rd.should_run("evaluate"):
         return rd.metrics
     check_config(cfg.evaluate)
-    base_only = cfg.evaluate.base_only or not method.trains  # prompting: the base model
-    if not base_only and not rd.train.is_dir():
+    base_only = cfg.evaluate.base_only or not (method.trains or method.guided)  # prompting: the base model
+    if not base_only and method.trains and not rd.train.is_dir():
         raise MipoError(f"{rd.train}: not found; run `mipo train` first (or evaluate the base model "
                         f"alone with --evaluate.base_only true)")
     t0 = time.perf_counter()
     task = get_task(cfg.task.name, cfg.task)
     protocol_options(cfg, task)
     items = task.load(cfg.task, cfg.task.eval_split)
+    if method.guided and not base_only:
+        method.check(cfg, task, items)  # a negative that cannot guide decoding: refused before the weights load
     base = HFEngine(*models.load(cfg.model, validate(cfg, task, (items, cfg.evaluate.max_new_tokens))))
-    candidates = [Candidate("base", None, cfg.seed)] + ([] if base_only else [Candidate("trained", rd.train, cfg.seed)])
+    after = Candidate("trained", rd.train if method.trains else None, cfg.seed,
+                      cfg.generate.pmi_alpha if method.guided else None)
+    candidates = [Candidate("base", None, cfg.seed)] + ([] if base_only else [after])
     with rd.lock():
         return _evaluate(cfg, rd, task, items, base, candidates, base_only, t0)
 
@@ -157,6 +161,12 @@ def _evaluate(cfg: Config, rd: RunDir, task, items, base, candidates, base_only:
     responses, per_item, scorer = evaluate_models(cfg, task, items, base, candidates, rd.partial("evaluate"))
     metrics = run_metrics(task, items, responses, per_item, cfg.evaluate.bootstrap, cfg.seed)
     metrics["items"] = task.drawn[cfg.task.eval_split]
+    method = get_method(cfg.method)
+    if not base_only and (method.guided or method.samples == "pmi"):  # which rule made the answers, or the samples
+        metrics["pmi"] = {"method": method.name, "alpha": cfg.generate.pmi_alpha,
+                          "negative": cfg.task.negative or task.default_negative,
+                          "rule": "(1 + alpha) log p(y_t | x) - alpha log p(y_t | x')",
+                          "of": "the answers of `trained`" if method.guided else "the training samples"}
     if rd.pairs.exists() and not base_only:  # what the model was trained on, read from the pairs alone
         pairs = diagnose(task, task.load(cfg.task, cfg.task.train_split), read_jsonl(rd.pairs))
         if pairs:

@@ -93,6 +93,32 @@ def tiny_fp32(tiny_model_dir):
     return models.load(ModelArgs(name=str(tiny_model_dir), dtype="float32"))
 
 
+def sharp_fp32(path):
+    """A tiny model in fp32 (token-exact on any device) with sharper logits than its near-uniform init, so greedy
+    paths differ between prompts (and between decoding rules)."""
+    import torch
+
+    from mipo import ModelArgs, models
+
+    model, tok = models.load(ModelArgs(name=str(path), dtype="float32"))
+    torch.manual_seed(0)
+    with torch.no_grad():
+        for p in model.parameters():
+            if p.dim() == 2:
+                p.normal_(0, 0.5)
+    return model, tok
+
+
+@pytest.fixture(scope="session")
+def sharp_model_dir(tiny_model_dir, tmp_path_factory) -> Path:
+    """`sharp_fp32` saved as a model directory, for runs through the CLI."""
+    out = tmp_path_factory.mktemp("sharp-llama")
+    model, tok = sharp_fp32(tiny_model_dir)
+    model.save_pretrained(out)
+    tok.save_pretrained(out)
+    return out
+
+
 @pytest.fixture(autouse=True)
 def _quiet_logs():
     logging.getLogger("mipo").setLevel(logging.WARNING)

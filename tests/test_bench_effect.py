@@ -20,21 +20,22 @@ def test_reasoning_study_tiny(tiny_model_dir, tmp_path):
         "generate": {"temperature": 1.0, "max_new_tokens": 4, "batch_size": 8},
         "train": {"batch_size": 2, "learning_rate": 1e-3},
         "evaluate": {"max_new_tokens": 4, "mi_negatives": 0, "bootstrap": 0},
-        "compare": {"methods": "mipo,sft-self", "seeds": "0,1"}}))
+        "compare": {"methods": "mipo,sft-self", "seeds": "0,1,2"}}))
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
     cmd = [sys.executable, "bench/effect.py", "--study", "reasoning", "--recipe", str(recipe), "--root",
-           str(tmp_path / "arc"), "--heldout", f"easy+gen=arc_easy:{FIXTURE}:test",
-           "--heldout", f"challenge=arc_challenge:{FIXTURE}:test"]
+           str(tmp_path / "arc"), "--seeds", "0,1", "--heldout", f"easy+gen=arc_easy:{FIXTURE}:test",
+           "--heldout", f"challenge=arc_challenge:{FIXTURE}:test:2"]
     proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     names = ["base", "mipo/seed0", "sft-self/seed0", "mipo/seed1", "sft-self/seed1"]
     for held, generated in (("easy+gen", True), ("challenge", False)):
         rows = [json.loads(x) for x in (tmp_path / "arc" / "heldout" / held / "per_item.jsonl").read_text().splitlines()]
-        assert len(rows) == 3 and sorted(rows[0]["models"]) == sorted(names)
+        assert len(rows) == (3 if generated else 2) and sorted(rows[0]["models"]) == sorted(names)
         for r in rows:
             for m in r["models"].values():
-                assert {"accuracy_loglik_raw", "accuracy_pmi", "accuracy_loglik"} <= set(m)
-                assert ("accuracy" in m) == generated and len(m["_logliks"]["raw"]) == len(r["choice_chars"])
+                assert {"accuracy_loglik_raw", "accuracy_loglik_raw_norm", "accuracy_pmi"} <= set(m)
+                assert ("accuracy" in m) == ("accuracy_loglik" in m) == generated  # the chat template's too
+                assert len(m["_logliks"]["raw"]) == len(r["choice_chars"])
         table = (tmp_path / "arc" / "heldout" / held / "table.md").read_text()
         assert table in proc.stdout and "2 seeds pooled" in table and "agrees with base PMI" in table
     # the table is rebuilt from the files alone, with nothing trained or scored again

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from .conftest import logprobs, sample
+from .conftest import logprobs, sample, sharp_fp32
 
 PROMPTS = [
     [{"role": "user", "content": "About me: I am vegan.\n\nSuggest a quick dinner."}],
@@ -80,7 +80,7 @@ def test_greedy_decode_equals_transformers_generate(tiny_model_dir, tmp_path, ar
     from mipo.inference.kv_cache import make_cache as _cache
 
     path = tiny_model_dir if arch == "llama" else _sliding_window_model(tiny_model_dir, tmp_path / "mistral")
-    model, tok = _sharp_fp32(path)
+    model, tok = sharp_fp32(path)
     assert _cache(model, 64)[1] == (arch == "llama")  # static KV cache, or the dynamic fallback
     ids = prompt_ids(tok, PROMPTS)
     kw = dict(pad_id=tok.pad_token_id, gen=None)
@@ -112,20 +112,6 @@ def test_greedy_decode_equals_transformers_generate(tiny_model_dir, tmp_path, ar
                             **kw) == mine
 
 
-def _sharp_fp32(path):
-    """A tiny model in fp32 (token-exact on any device) with sharper logits than its near-uniform init, so greedy
-    paths differ between prompts."""
-    from mipo import ModelArgs, models
-
-    model, tok = models.load(ModelArgs(name=str(path), dtype="float32"))
-    torch.manual_seed(0)
-    with torch.no_grad():
-        for p in model.parameters():
-            if p.dim() == 2:
-                p.normal_(0, 0.5)
-    return model, tok
-
-
 def test_fixed_shape_loop_samples_what_decode_samples(tiny_model_dir):
     """With no row ending early both loops draw the same random numbers for the same logits: the same tokens. (When
     rows end, decode drops them and draws fewer numbers; each loop is then deterministic on its own.)"""
@@ -134,7 +120,7 @@ def test_fixed_shape_loop_samples_what_decode_samples(tiny_model_dir):
     from mipo.inference.graphs import decode_fixed
     from mipo.inference.hf import prompt_ids
 
-    model, tok = _sharp_fp32(tiny_model_dir)
+    model, tok = sharp_fp32(tiny_model_dir)
     ids = prompt_ids(tok, PROMPTS)
     runs = [loop(model, ids, Sampling(0.9, 0.8, 20), pad_id=tok.pad_token_id, eos_ids={-1}, min_prefix=4,
                  gen=torch.Generator(device=model.device).manual_seed(3), **extra)
@@ -152,7 +138,7 @@ def test_cuda_graph_replay_equals_eager_steps(tiny_model_dir, temperature):
     from mipo.inference.graphs import decode_fixed
     from mipo.inference.hf import eos_ids, prompt_ids
 
-    model, tok = _sharp_fp32(tiny_model_dir)
+    model, tok = sharp_fp32(tiny_model_dir)
     ids = prompt_ids(tok, PROMPTS)
     first = decode_fixed(model, ids, Sampling(0.0, 1.0, 24), pad_id=tok.pad_token_id, eos_ids=eos_ids(model, tok),
                          gen=None, min_prefix=4, graphs=False)
@@ -261,7 +247,7 @@ def test_fixed_shape_step_is_recordable(tiny_model_dir, monkeypatch, lora):
         with Ops():
             return forward(*args)
 
-    model, tok = _sharp_fp32(tiny_model_dir)
+    model, tok = sharp_fp32(tiny_model_dir)
     if lora:
         from peft import LoraConfig, get_peft_model
 

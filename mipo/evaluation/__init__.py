@@ -26,6 +26,7 @@ class Candidate:
     name: str
     train_dir: Path | None  # None = the base model; else the train stage's output (adapter/ or model/)
     seed: int  # the run seed its responses are sampled with
+    alpha: float | None = None  # answers by context-aware decoding at this alpha (pmi-decode); None = plain
 
 
 def evaluate_models(cfg: Config, task: Task, items: list[Item], base: HFEngine, candidates: list[Candidate],
@@ -41,16 +42,28 @@ def evaluate_models(cfg: Config, task: Task, items: list[Item], base: HFEngine, 
     scorer = Scorer(cfg, task, items, base, resume_dir)
     responses, per_item, done = {}, {}, {}
     for c in candidates:
-        key = (c.train_dir, None if sampling.greedy else c.seed)
+        key = (c.train_dir, c.alpha, None if sampling.greedy else c.seed)
         if key not in done:
             with trained_engine(base, c.train_dir, lambda p: models.load(cfg.model, p)[0]) as engine:
-                answers = engine.sample(prompts, sampling, seed=derive(c.seed, "eval"), batch_size=e.batch_size,
-                                        desc=f"eval {c.name}", resume_dir=resume_dir)
+                answers = sample(cfg, task, items, engine, prompts, c, resume_dir)
                 replies = model_extractions(cfg, task, engine, answers, c, resume_dir)
                 logliks = choice_logliks(cfg, task, engine, items, resume_dir)
             done[key] = (answers, scorer(answers, replies, logliks))
         responses[c.name], per_item[c.name] = done[key]
     return responses, per_item, scorer
+
+
+def sample(cfg: Config, task: Task, items: list[Item], engine, prompts, c: Candidate, resume_dir) -> list[str]:
+    """The candidate's answers to the held-out prompts: plain sampling, or context-aware decoding against each
+    item's negative prompt (mipo/inference/guidance.py)."""
+    e = cfg.evaluate
+    kw = dict(seed=derive(c.seed, "eval"), batch_size=e.batch_size, desc=f"eval {c.name}", resume_dir=resume_dir)
+    if c.alpha is None:
+        return engine.sample(prompts, Sampling.of(e), **kw)
+    from ..inference.guidance import sample_guided
+    from ..pair import guided_negatives
+
+    return sample_guided(engine, prompts, guided_negatives(task, items, cfg)[1], Sampling.of(e), c.alpha, **kw)
 
 
 def model_extractions(cfg: Config, task: Task, engine, answers: list[str], c: Candidate, resume_dir) -> dict | None:
@@ -67,13 +80,15 @@ def model_extractions(cfg: Config, task: Task, engine, answers: list[str], c: Ca
     return dict(zip(asks, replies))
 
 
-def choice_logliks(cfg: Config, task: Task, engine, items: list[Item], resume_dir) -> dict | None:
+def choice_logliks(cfg: Config, task: Task, engine, items: list[Item], resume_dir,
+                   kinds: tuple[str, ...] = ("chat", "raw", "unconditional")) -> dict | None:
     """Multiple choice: log p(choice | question) of every choice under the evaluated model, lm-evaluation-harness'
     way (raw text, and the unconditional log p(choice) of its acc_mutual_info) and through the chat template, beside
-    the generated answer's accuracy; None for other tasks or an engine that cannot score."""
+    the generated answer's accuracy; None for other tasks or an engine that cannot score. `kinds`: which of
+    the task's ways of scoring to run (a benchmark may skip the chat template's long contexts)."""
     if not hasattr(task, "loglik_requests") or not hasattr(engine, "text_logprobs"):
         return None
     bs = max(1, cfg.evaluate.batch_size // 4)
     score = {"chat": engine.token_logprobs, "raw": engine.text_logprobs, "unconditional": engine.text_logprobs}
     return {kind: score[kind](contexts, conts, batch_size=bs, resume_dir=resume_dir)
-            for kind, (contexts, conts) in task.loglik_requests(items).items()}
+            for kind, (contexts, conts) in task.loglik_requests(items).items() if kind in kinds}

@@ -10,6 +10,8 @@
 | infonce, sami  | the same pairs (+ the prompt x' of each)     | contrastive loss over {chosen, rejected} x {x, x'}  |
 | rlaif          | rlaif_samples per prompt, scored 1-5 by base | DPO on best vs worst (Self-Rewarding)               |
 | mi-grpo        | prompt pairs (x, x') only                    | TRL GRPOTrainer, reward log p_ref(y|x) - log p_ref(y|x') |
+| pmi-decode     | none                                         | none: the base model, context-aware decoding vs x'  |
+| pmi-distill    | one pmi-decoded answer per prompt            | TRL SFTTrainer on those answers                     |
 
 Methods whose samples are the same kind read the same pairs.jsonl (the generate stage's fingerprint records the
 kind, not the method), so `mipo compare` samples once per seed for all of them.
@@ -24,12 +26,13 @@ from .contrastive import Contrastive
 from .grpo import MIGRPO
 from .iterative import Iterative
 from .mipo import Filtered, Mipo
+from .pmi import PMIDecode, PMIDistill
 from .rlaif import RLAIF
 from .sft import SFTSelf
 
 METHODS: dict[str, Method] = {m.name: m for m in (
     Mipo(), Filtered(), Iterative(), Prompting(), SFTSelf(), Contrastive("infonce"), Contrastive("sami"), RLAIF(),
-    MIGRPO())}
+    MIGRPO(), PMIDecode(), PMIDistill())}
 
 __all__ = ["METHODS", "Method", "SampleContext", "get_method"]
 

@@ -37,6 +37,7 @@ class Method:
     name: str = ""
     samples: str | None = "pairs"  # the kind of samples: methods of one kind share them (`mipo compare`)
     trains: bool = True
+    guided: bool = False  # its answers are decoded with guidance against x' (pmi-decode), at generate.pmi_alpha
 
     def check(self, cfg: Config, task: Task, items: list[Item]) -> str | None:
         """Refuse settings that cannot work, before any weights load; return the negative strategy (or None)."""

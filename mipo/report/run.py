@@ -69,6 +69,12 @@ def render_markdown(metrics: dict, config: dict, timings: dict, run_dir: Path | 
     out.write(f"Held-out items: {metrics.get('items', metrics['n_items'])}. " + (
         "The base model alone (evaluate.base_only).\n\n" if base_only else
         "Base = the model before training; trained = after training on its own samples.\n\n"))
+    if metrics.get("pmi"):
+        q = metrics["pmi"]
+        out.write(f"{q['method']}: {q['of']} decoded by context-aware decoding, {q['rule']}, alpha {q['alpha']}, "
+                  f"x' = the prompt by the {q['negative']} negative"
+                  + (" (`trained` = the base model decoded so; nothing is trained).\n\n" if q["method"] == "pmi-decode"
+                     else ".\n\n"))
     flags = gamed(metrics.get("paired", {}).get("by_metric", {}))
     if flags:
         out.write(f"**Check: an MI measure rose while the user got less** — {flags[0]} " + "; ".join(flags[1:]) + "\n\n")

@@ -99,7 +99,8 @@ class ChoiceTask(Task):
         - accuracy_loglik / _norm: through the chat template, by log p and by log p per byte of the choice;
         - accuracy_loglik_raw / _raw_norm: the harness' acc / acc_norm (log p per character of the choice);
         - accuracy_pmi: the harness' acc_mutual_info, log p(" c" | context) - log p(" c" | BOS) on raw text.
-        The per-choice log-probs stay with the item (`_logliks`) for the reports' analyses."""
+        Each is computed from the ways of scoring present in `scores`; the per-choice log-probs stay with the item
+        (`_logliks`) for the reports' analyses."""
         at = 0
         for it, d in zip(items, rows):
             _, choices = self.loglik_request(it)
@@ -110,11 +111,14 @@ class ChoiceTask(Task):
             def hit(values: list[float]) -> float:
                 return float(max(range(len(values)), key=values.__getitem__) == gold)
 
-            d["accuracy_loglik"] = hit(got["chat"])
-            d["accuracy_loglik_norm"] = hit([lp / max(1, len(c.encode())) for lp, c in zip(got["chat"], choices)])
-            d["accuracy_loglik_raw"] = hit(got["raw"])
-            d["accuracy_loglik_raw_norm"] = hit([lp / max(1, len(c)) for lp, c in zip(got["raw"], choices)])
-            d["accuracy_pmi"] = hit([c - u for c, u in zip(got["raw"], got["unconditional"])])
+            if "chat" in got:
+                d["accuracy_loglik"] = hit(got["chat"])
+                d["accuracy_loglik_norm"] = hit([lp / max(1, len(c.encode())) for lp, c in zip(got["chat"], choices)])
+            if "raw" in got:
+                d["accuracy_loglik_raw"] = hit(got["raw"])
+                d["accuracy_loglik_raw_norm"] = hit([lp / max(1, len(c)) for lp, c in zip(got["raw"], choices)])
+            if "raw" in got and "unconditional" in got:
+                d["accuracy_pmi"] = hit([c - u for c, u in zip(got["raw"], got["unconditional"])])
             d["_logliks"] = {**got, "gold": gold}
 
     def score(self, items, responses, base_scorer):
