@@ -72,11 +72,13 @@ def table(root: Path) -> str:
     for d in sorted(p for p in root.iterdir() if (p / "metrics.json").exists()):
         m = json.loads((d / "metrics.json").read_text())
         rows = [json.loads(line) for line in (d / "eval" / "responses.jsonl").read_text().splitlines()]
-        s = json.loads((d / "train" / "train_summary.json").read_text())
+        summary = d / "train" / "train_summary.json"  # none for pmi-decode: nothing is trained
+        s = json.loads(summary.read_text()) if summary.exists() else {"steps": 0, "final_loss": None, "log_history": []}
         margins = [h["rewards/margins"] for h in s["log_history"] if "rewards/margins" in h]
         same = sum(r["base"] == r["trained"] for r in rows)
         d2 = [distinct_n([r[name] for r in rows], 2) for name in ("base", "trained")]
-        lines.append("| " + " | ".join([d.name, str(s["steps"]), f"{s['final_loss']:.3f}",
+        loss = "—" if s["final_loss"] is None else f"{s['final_loss']:.3f}"
+        lines.append("| " + " | ".join([d.name, str(s["steps"]), loss,
                                          f"{margins[-1]:.3f}" if margins else "n/a", f"{same}/{len(rows)}"]
                                         + [cell(rows, k) for k, _ in COLUMNS] + [f"{d2[0]:.2f} → {d2[1]:.2f}"]) + " |")
         base_row = base_row or m["models"]["base"]
@@ -93,6 +95,7 @@ def main():
     ap.add_argument("--point", action="append", default=[], help="name[:section.field=value,...]")
     ap.add_argument("--table", action="store_true", help="print the table of every finished point")
     ap.add_argument("--seeds", help="reasoning: the seeds to train and score (default: the recipe's compare.seeds)")
+    ap.add_argument("--no-train", action="store_true", help="reasoning: score only the models already trained")
     ap.add_argument("--heldout", action="append", default=None,
                     help="reasoning: name=task:data:split (default: ARC-Easy validation with generated answers, "
                          "ARC-Challenge test, from ../shared/data)")
@@ -104,7 +107,8 @@ def main():
         root = Path(args.root or ROOT / "runs" / "arc")
         for spec in args.point or [""]:
             name, _, flags = spec.partition(":")
-            print(study(recipe, root / name if name else root, flags, args.heldout, args.seeds, args.table), flush=True)
+            print(study(recipe, root / name if name else root, flags, args.heldout, args.seeds, args.table,
+                        train=not args.no_train), flush=True)
         return
     recipe = args.recipe or str(ROOT / "recipes" / "demo.yaml")
     root = Path(args.root or ROOT / "runs" / "effect")

@@ -10,7 +10,6 @@ is scored on each held-out set by mipo/evaluation (the code of `mipo evaluate`):
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 import sys
 from pathlib import Path
@@ -19,13 +18,17 @@ from statistics import fmean
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from mipo.io import read_jsonl  # noqa: E402  (after the path: the bench runs from a checkout)
+
 DEFAULT_HELDOUT = [f"arc_easy-validation=arc_easy:{ROOT.parent / 'shared/data/arc_easy'}:validation",
                    f"arc_challenge-test500=arc_challenge:{ROOT.parent / 'shared/data/arc_challenge'}:test:500"]
 HEADLINE = ("accuracy_loglik_raw", "accuracy_loglik_raw_norm", "accuracy_pmi", "accuracy_loglik", "accuracy", "parsed")
 
 
 def study(recipe: str, root: Path, flags: str, heldout: list[str] | None, seeds: str | None = None,
-          table_only: bool = False) -> str:
+          table_only: bool = False, train: bool = True) -> str:
+    """Train (unless `train` is off or `table_only`), score every trained model not yet scored on each held-out
+    set, and return the tables. A model is scored once per set: later runs add the models trained since."""
     from mipo.compare import parse_lists, train_all
     from mipo.recipe import apply_overrides, load_recipe
 
@@ -36,30 +39,32 @@ def study(recipe: str, root: Path, flags: str, heldout: list[str] | None, seeds:
     if seeds:
         cfg.compare.seeds = seeds
     methods, seeds = parse_lists(cfg)
-    if not table_only:
+    if train and not table_only:
         failures = train_all(cfg, methods, seeds)
         if failures:
             raise SystemExit(f"training failed: {failures}")
+    trained = [(m, s) for s in seeds for m in methods if (root / m / f"seed{s}" / "stages" / "train.json").exists()]
     out = []
     for spec in heldout or DEFAULT_HELDOUT:
         name, _, where = spec.partition("=")
         task_name, data, split, *n = where.split(":")
         d = root / "heldout" / name
-        if not table_only and not (d / "per_item.jsonl").exists():
-            evaluate_set(cfg, methods, seeds, task_name, data, split, int(n[0]) if n else None, name.endswith("+gen"), d)
+        if not table_only:
+            evaluate_set(cfg, trained, task_name, data, split, int(n[0]) if n else None, name.endswith("+gen"), d)
         if (d / "per_item.jsonl").exists():
-            text = render(name, [json.loads(x) for x in (d / "per_item.jsonl").read_text().splitlines()], methods,
-                          seeds)
+            text = render(name, read_jsonl(d / "per_item.jsonl"), methods, seeds)
             (d / "table.md").write_text(text)
             out.append(text)
     return "\n\n".join(out)
 
 
-def evaluate_set(cfg, methods, seeds, task_name, data, split, n_eval: int | None, generated: bool, out: Path) -> None:
-    """Every model's per-item metrics on one held-out set (n_eval items drawn as the paper draws ARC's 500:
-    pandas' sample with seed 42; None = all), written to out/per_item.jsonl (atomically). generated: the whole
-    `mipo evaluate` path (answers, parse rate, fluency, chat-template scoring); else only the harness' raw-text
-    scoring and PMI, which cost a fraction of it (contexts of ~40 tokens, no decoding)."""
+def evaluate_set(cfg, trained: list[tuple[str, int]], task_name, data, split, n_eval: int | None, generated: bool,
+                 out: Path) -> None:
+    """The base and each trained (method, seed)'s per-item metrics on one held-out set (n_eval items drawn as the
+    paper draws ARC's 500: pandas' sample with seed 42; None = all), added to out/per_item.jsonl (written
+    atomically; models already there are kept, not scored again). generated: the whole `mipo evaluate` path
+    (answers, parse rate, fluency, chat-template scoring); else only the harness' raw-text scoring and PMI, which
+    cost a fraction of it (contexts of ~40 tokens, no decoding)."""
     from mipo import models
     from mipo.evaluation import Candidate, choice_logliks, evaluate_models
     from mipo.inference.adapters import trained_engine
@@ -73,10 +78,14 @@ def evaluate_set(cfg, methods, seeds, task_name, data, split, n_eval: int | None
         ecfg = dataclasses.replace(ecfg, evaluate=dataclasses.replace(ecfg.evaluate, batch_size=256))
     task = get_task(task_name, ecfg.task)
     items = task.load(ecfg.task, split)
-    base = HFEngine(*models.load(cfg.model))
     root = Path(cfg.run_dir)
-    candidates = [Candidate("base", None, seeds[0])] + [
-        Candidate(f"{m}/seed{s}", root / m / f"seed{s}" / "train", s) for s in seeds for m in methods]
+    old = read_jsonl(out / "per_item.jsonl") if (out / "per_item.jsonl").exists() else None
+    done = set(old[0]["models"]) if old else set()
+    candidates = [c for c in [Candidate("base", None, cfg.seed)] + [
+        Candidate(f"{m}/seed{s}", root / m / f"seed{s}" / "train", s) for m, s in trained] if c.name not in done]
+    if not candidates:
+        return
+    base = HFEngine(*models.load(cfg.model))
     resume = out / "partial"
     resume.mkdir(parents=True, exist_ok=True)
     if generated:
@@ -89,9 +98,10 @@ def evaluate_set(cfg, methods, seeds, task_name, data, split, n_eval: int | None
                 task.apply_logliks(items, rows, choice_logliks(ecfg, task, engine, items, resume,
                                                                kinds=("raw", "unconditional")))
             per[c.name] = rows
-    write_jsonl(out / "per_item.jsonl", [{"id": it.id, "choice_chars": [len(t) for t in it.meta["texts"]],
-                                          "models": {n: per[n][i] for n in per}} for i, it in enumerate(items)])
-    logging.getLogger("mipo").info("reasoning study: %s written", out / "per_item.jsonl")
+    write_jsonl(out / "per_item.jsonl", [
+        {"id": it.id, "choice_chars": [len(t) for t in it.meta["texts"]],
+         "models": {**(old[i]["models"] if old else {}), **{n: per[n][i] for n in per}}} for i, it in enumerate(items)])
+    logging.getLogger("mipo").info("reasoning study: %s written (%s)", out / "per_item.jsonl", ", ".join(per))
 
 
 def paired_cell(after: list[float], before: list[float]) -> str:
