@@ -55,7 +55,7 @@ def iter_jsonl(path: str | os.PathLike) -> Iterator[tuple[str, dict]]:
         for lineno, raw in enumerate(f, 1):
             where = f"{path}:{lineno}"
             try:
-                line = raw.decode("utf-8")
+                line = raw.decode("utf-8-sig" if lineno == 1 else "utf-8")  # a BOM (Windows editors, Excel) is dropped
             except UnicodeDecodeError as e:
                 raise MipoError(f"{where}: not UTF-8 text (byte {e.start + 1} of the line is {raw[e.start]:#04x}); "
                                 f"save the file as UTF-8") from None
@@ -82,7 +82,8 @@ def causes(e: BaseException | None):
 
 
 def require_text(row: dict, field: str, where: str) -> str:
-    """Return row[field] as a non-empty string or raise naming the file, row and field."""
+    """Return row[field] as a non-empty string or raise naming the file, row and field: a number, list or mapping
+    where text belongs is refused, not turned into a prompt that reads "12345"."""
     value = row.get(field)
     if field not in row:
         present = ", ".join(repr(k) for k in list(row)[:6]) + (", …" if len(row) > 6 else "")
@@ -90,7 +91,74 @@ def require_text(row: dict, field: str, where: str) -> str:
         raise MipoError(f"{where}: field '{field}' is missing or empty (the row has {present or 'no fields'}{hint})")
     if value is None or (isinstance(value, str) and not value.strip()):
         raise MipoError(f"{where}: field '{field}' is missing or empty")
-    return str(value)
+    if not isinstance(value, str):
+        raise MipoError(f"{where}: field '{field}' must be text, got {kind(value)} {short(value)}; quote it in the file")
+    return value
+
+
+def require_id(row: dict, field: str, where: str) -> str:
+    """An id or a label: text, or an integer (CSV and parquet columns of numbers), as a string."""
+    value = row.get(field)
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    return require_text(row, field, where)
+
+
+def kind(value: Any) -> str:
+    """"a number", "a list", … : what a JSON value is, in words."""
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, (int, float)):
+        return "a number"
+    return {list: "a list", dict: "a mapping"}.get(type(value), f"a {type(value).__name__}")
+
+
+def short(value: Any, limit: int = 40) -> str:
+    text = json.dumps(value, ensure_ascii=False, default=str)
+    return text if len(text) <= limit else text[:limit - 1] + "…"
+
+
+MAX_HEADER = 100_000_000  # safetensors refuses a longer header
+
+
+def size(n: int) -> str:
+    """1.0 MB, 540 MB, 2.3 GB."""
+    for unit, k in (("GB", 1e9), ("MB", 1e6), ("KB", 1e3)):
+        if n >= k:
+            return f"{n / k:.1f} {unit}" if n / k < 100 else f"{n / k:.0f} {unit}"
+    return f"{n} bytes"
+
+
+def safetensors_problem(path: Path) -> str | None:
+    """What is wrong with a safetensors file, in words ("truncated: 1.0 MB of 540 MB"); None if nothing is. Reads
+    its 8-byte header length and JSON header, compares the tensors' data offsets with the file's size, then lets
+    safetensors open it (dtypes and shapes against the offsets): no tensor data is read."""
+    total = path.stat().st_size
+    with path.open("rb") as f:
+        n = int.from_bytes(f.read(8), "little")
+        if total < 8:
+            return f"truncated: {total} bytes, not even a header length"
+        if n > MAX_HEADER:
+            return "not a safetensors file (its first 8 bytes are no header length)"
+        if 8 + n > total:
+            return f"truncated: {size(total)}, cut inside its header of {size(8 + n)}"
+        try:
+            header = json.loads(f.read(n))
+            end = max((int(t["data_offsets"][1]) for k, t in header.items() if k != "__metadata__"), default=0)
+        except (ValueError, KeyError, TypeError, AttributeError, IndexError):
+            return "corrupt: its header is not a safetensors header"
+    want = 8 + n + end
+    if total != want:
+        return (f"truncated: {size(total)} of {size(want)}" if total < want
+                else f"corrupt: {size(total - want)} beyond the {size(want)} its header describes")
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), framework="pt"):
+            pass
+    except Exception as e:  # SafetensorError: a dtype or shape at odds with the offsets, overlapping tensors
+        return f"corrupt ({str(e).splitlines()[0] if str(e) else type(e).__name__})"
+    return None
 
 
 class BatchLog:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 import logging
 import os
 from pathlib import Path
@@ -9,7 +10,7 @@ from pathlib import Path
 import torch
 
 from .config import ModelArgs
-from .io import MipoError, atomic_path
+from .io import MipoError, atomic_path, safetensors_problem
 
 log = logging.getLogger("mipo")
 
@@ -98,10 +99,101 @@ def resolve(args: ModelArgs) -> str:
             raise MipoError(f"{path}: model directory {why}")
         if not (path / "config.json").is_file():
             raise MipoError(f"{path}: model directory has no config.json")
+        check_weights(path)
+        check_code(str(path), args.trust_remote_code)
         return str(path)
     if name.startswith((".", "/", "~")) or name.count("/") > 1:
         raise MipoError(f"{name}: model path does not exist")
+    check_code(name, args.trust_remote_code)  # what the Hugging Face cache holds of it, if anything (no network)
     return name  # a Hub id
+
+
+def check_weights(directory: Path) -> None:
+    """Read every safetensors file's header and size before any work: a download cut short or a corrupt file is
+    refused in one line naming it, not by a traceback from inside `from_pretrained` once the run has begun; so is a
+    shard that model.safetensors.index.json lists and the directory lacks."""
+    index = directory / "model.safetensors.index.json"
+    if index.is_file():
+        try:
+            shards = set(json.loads(index.read_text(encoding="utf-8-sig"))["weight_map"].values())
+        except (ValueError, KeyError, TypeError, AttributeError):
+            raise MipoError(f"{index}: not a safetensors index (no 'weight_map'); download it again") from None
+        missing = sorted(str(s) for s in shards if not (directory / str(s)).is_file())
+        if missing:
+            raise MipoError(f"{directory / missing[0]}: missing ({len(missing)} of the {len(shards)} shards "
+                            f"{index.name} lists); download it again")
+    for f in sorted(directory.glob("*.safetensors")):
+        problem = safetensors_problem(f) if f.is_file() else "missing (a broken link)"
+        if problem:
+            raise MipoError(f"{f}: {problem}; download it again")
+
+
+def read_config(path: str) -> tuple[str, dict] | None:
+    """(file, content) of a model's config.json: in its directory, or in the Hugging Face cache for a Hub id
+    (no network); None where there is none yet."""
+    f = Path(path) / "config.json"
+    if not f.is_file():
+        import huggingface_hub
+        from huggingface_hub.errors import HFValidationError
+
+        try:
+            cached = huggingface_hub.try_to_load_from_cache(path, "config.json")
+        except HFValidationError as e:
+            raise MipoError(f"{path}: no such model directory, and not a Hub id ({str(e).splitlines()[0]})") from None
+        if not isinstance(cached, str):
+            return None
+        f = Path(cached)
+    try:
+        config = json.loads(f.read_text(encoding="utf-8-sig"))
+    except (ValueError, UnicodeDecodeError) as e:
+        raise MipoError(f"{f}: not a JSON config ({type(e).__name__}); download it again") from None
+    if not isinstance(config, dict):
+        raise MipoError(f"{f}: not a JSON config (a {type(config).__name__}, not an object); download it again")
+    return str(f), config
+
+
+_NOTED: set[str] = set()  # models whose unused own code the log has mentioned
+
+
+def check_code(path: str, trust_remote_code: bool) -> None:
+    """A model that ships its own code (config.json `auto_map`) and trust_remote_code off: refused in one line
+    naming the flag where transformers knows no class for its model type; where it knows one, that built-in class
+    loads the weights and the log says the model's own code is not run. An unknown type without code: one line."""
+    found = read_config(path)
+    if found is None:
+        return
+    f, config = found
+    from transformers.models.auto.configuration_auto import CONFIG_MAPPING
+
+    auto_map, model_type = config.get("auto_map"), config.get("model_type")
+    auto_map = auto_map if isinstance(auto_map, dict) else {}
+    code = auto_map.get("AutoModelForCausalLM") or next(iter(auto_map.values()), None)
+    known = not isinstance(model_type, str) or model_type in CONFIG_MAPPING  # no model_type: transformers decides
+    if not known and not auto_map:
+        import transformers
+
+        raise MipoError(f"{f}: model type {model_type!r} is unknown to transformers {transformers.__version__} and "
+                        f"the model has no code of its own (no auto_map); a newer transformers may know it")
+    if not auto_map or trust_remote_code:
+        return
+    if not known:
+        raise MipoError(f"{path}: the model needs its own code ({code}, config.json auto_map), which mipo runs only "
+                        f"if asked: {REMOTE_CODE}")
+    if path not in _NOTED:
+        _NOTED.add(path)
+        log.warning("%s: the model ships its own code (%s, config.json auto_map), which is not run: transformers' "
+                    "built-in '%s' classes load it (--model.trust_remote_code true runs the model's code)",
+                    path, code, model_type)
+
+
+REMOTE_CODE = "pass --model.trust_remote_code true if you trust where it comes from"
+
+
+def refuse_remote_code(path: str, e: Exception, trust_remote_code: bool) -> None:
+    """transformers' own "set trust_remote_code=True" (a tokenizer's code, a Hub model not yet cached) as mipo's
+    flag, in one line; any other error is left to the caller to raise."""
+    if not trust_remote_code and isinstance(e, ValueError) and "trust_remote_code" in str(e):
+        raise MipoError(f"{path}: the model needs its own code, which mipo runs only if asked: {REMOTE_CODE}") from None
 
 
 def check_hub(repo_id: str) -> None:
@@ -151,7 +243,11 @@ def pick_dtype(dtype: str, device: torch.device) -> torch.dtype:
 def load_tokenizer(path: str, trust_remote_code: bool = False):
     from transformers import AutoTokenizer
 
-    tok = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
+    try:
+        tok = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
+    except ValueError as e:
+        refuse_remote_code(path, e, trust_remote_code)
+        raise
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token
     if tok.chat_template is None:
@@ -162,7 +258,12 @@ def load_tokenizer(path: str, trust_remote_code: bool = False):
 def context_length(path: str, trust_remote_code: bool = False) -> int | None:
     from transformers import AutoConfig
 
-    return getattr(AutoConfig.from_pretrained(path, trust_remote_code=trust_remote_code), "max_position_embeddings", None)
+    try:
+        config = AutoConfig.from_pretrained(path, trust_remote_code=trust_remote_code)
+    except ValueError as e:
+        refuse_remote_code(path, e, trust_remote_code)
+        raise
+    return getattr(config, "max_position_embeddings", None)
 
 
 def load(args: ModelArgs, path: str | None = None):
@@ -178,6 +279,9 @@ def load(args: ModelArgs, path: str | None = None):
             path, dtype=dtype, use_safetensors=True, trust_remote_code=args.trust_remote_code)
     except OSError as e:
         raise MipoError(f"{path}: cannot load model ({str(e).splitlines()[0]})") from None
+    except ValueError as e:
+        refuse_remote_code(path, e, args.trust_remote_code)
+        raise
     model.to(device).eval()
     log.info("loaded %s (%.1fM params, %s, %s)", path, model.num_parameters() / 1e6, dtype, device)
     return model, tok

@@ -44,6 +44,14 @@ STAGES = {
 }
 
 
+def drop_unused(path: Path) -> None:
+    """Remove a run directory a refused start created, if nothing was written in it but the lock file and the resume
+    logs' fingerprints: a start refused in one line leaves no directory behind. Finished batches are kept."""
+    files = [p for p in path.rglob("*") if not p.is_dir()]
+    if all(p.name == ".lock" or (p.name == "fingerprint" and p.parent.parent.name == "partial") for p in files):
+        shutil.rmtree(path, ignore_errors=True)
+
+
 def drop_partial(path: Path) -> None:
     """Remove a stage's resume logs, and the `partial/` directory above them once it holds nothing else."""
     shutil.rmtree(path, ignore_errors=True)
@@ -65,12 +73,26 @@ class RunDir:
     def lock(self):
         """One mipo process writes a run directory at a time: a second one is refused with the holder's pid. The lock
         is the OS's (flock on `.lock`), so it goes away with its process, kill -9 included: a lock left by a dead
-        process is simply taken. Taken once per process (re-entrant); under `accelerate launch` by rank 0."""
+        process is simply taken. Taken once per process (re-entrant); under `accelerate launch` by rank 0. A stage
+        refused inside it leaves no run directory behind where the lock created one and nothing was written."""
         key = self.path.resolve()
         if not is_main() or key in _HELD:
             yield
             return
+        created = None if self.path.exists() else self.path  # the outermost directory this lock creates, if any
+        while created is not None and not created.parent.exists():
+            created = created.parent
         self.path.mkdir(parents=True, exist_ok=True)
+        try:
+            with self._locked(key):
+                yield
+        except BaseException:
+            if created is not None:
+                drop_unused(created)
+            raise
+
+    @contextmanager
+    def _locked(self, key: Path):
         with open(self.path / ".lock", "a+") as f:
             try:
                 fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)

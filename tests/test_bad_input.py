@@ -1,5 +1,8 @@
 """Each bad input: one error line naming file, line and field; exit code 2; nothing written."""
 import json
+import logging
+import re
+import shutil
 from pathlib import Path
 
 import pytest
@@ -188,7 +191,60 @@ def case_unknown_eval_draw(tmp_path):
     return ["--task.eval_draw", "shuffled"], r"task.eval_draw: must be one of random, first, got 'shuffled'$"
 
 
+def case_numeric_question(tmp_path):
+    f = tmp_path / "gsm.jsonl"
+    f.write_text('{"question": "1+1?", "answer": "#### 2"}\n{"question": 12345, "answer": "#### 2"}\n')
+    return ["--task.name", "gsm8k", "--task.data", str(f)], \
+        rf"{f}:2: field 'question' must be text, got a number 12345; quote it in the file$"
+
+
+def case_list_request(tmp_path):
+    f = personalization(tmp_path, [GOOD, dict(GOOD, id="b", request=["Suggest", "a dinner."])])
+    return ["--task.data", str(f)], rf"{f}:2: field 'request' must be text, got a list \["
+
+
+def case_empty_split_file(tmp_path):
+    (tmp_path / "train.jsonl").write_text("\n")
+    (tmp_path / "test.jsonl").write_text((FIXTURES / "gsm8k.jsonl").read_text())
+    return ["--task.name", "gsm8k", "--task.data", str(tmp_path)], \
+        rf"{tmp_path}/train.jsonl: the file holds no rows, so split 'train' has no items$"
+
+
+def case_empty_single_file(tmp_path):
+    f = tmp_path / "gsm.jsonl"
+    f.write_text("")
+    return ["--task.name", "gsm8k", "--task.data", str(f)], rf"{f}: the file holds no rows, so split 'train' has no items$"
+
+
+def case_no_row_of_the_split(tmp_path):
+    f = tmp_path / "p.jsonl"
+    f.write_text("".join(json.dumps(dict(GOOD, id=i, split=s)) + "\n" for i, s in (("a", "test"), ("b", "validation"))))
+    return ["--task.data", str(f)], rf"{f}: no row has split 'train' \(the rows' 'split' fields name: test, validation\)"
+
+
+def case_duplicate_id_beyond_n_train(tmp_path):
+    """Every row of the split is checked, not only the n_train taken; both lines are named."""
+    f = personalization(tmp_path, [dict(GOOD, id=i) for i in "abcdb"])
+    return ["--task.data", str(f), "--task.n_train", "2"], \
+        rf"{f}:2: item id 'b' is used again at line 5 \(split 'train'\); ids must be unique$"
+
+
+def case_duplicate_id_in_a_csv(tmp_path):
+    f = tmp_path / "gsm.csv"
+    f.write_text("id,question,answer\n" + "".join(f"{i},What is {i}?,#### {i}\n" for i in (1, 2, 3, 1, 4, 5, 6)))
+    return ["--task.name", "gsm8k", "--task.data", str(f), "--task.n_train", "1"], \
+        rf"{f}:2: item id '1' is used again at line 5 \(split 'train'\)"
+
+
 CASES = [v for k, v in dict(globals()).items() if k.startswith("case_")]
+
+
+def refused(argv: list[str], capsys) -> str:
+    """The one line of stderr of a `mipo` refused with exit 2."""
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1, err  # checked before any weights load: no progress bar, no traceback
+    return err[0]
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.__name__[5:] for c in CASES])
@@ -197,14 +253,143 @@ def test_bad_input_one_line_no_output(case, tiny_model_dir, tmp_path, capsys):
     run_dir = tmp_path / "run"
     argv = ["compare" if "compare" in case.__name__ else "generate", "--model.name", str(tiny_model_dir), "--run-dir", str(run_dir),
             "--generate.max_new_tokens", "8", *extra]
-    assert main(argv) == 2
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1, err  # checked before any weights load: no progress bar, no traceback
-    import re
-
-    assert re.match(rf"mipo: error: {pattern}", err[0]), err[0]
+    line = refused(argv, capsys)
+    assert re.match(rf"mipo: error: {pattern}", line), line
     assert not run_dir.exists() or not any(p.is_file() for p in run_dir.rglob("*"))
     assert not any(Path(tmp_path / "cache").rglob("*.safetensors"))
+
+
+def model_copy(tiny_model_dir, tmp_path, **config) -> Path:
+    """A copy of the tiny model, its config.json changed by `config`."""
+    d = tmp_path / "model"
+    shutil.copytree(tiny_model_dir, d)
+    c = json.loads((d / "config.json").read_text())
+    (d / "config.json").write_text(json.dumps({**c, **config}))
+    return d
+
+
+@pytest.mark.parametrize("stage", ["generate", "evaluate --evaluate.base_only true", "run --method prompting"])
+def test_truncated_safetensors_one_line_no_run_dir(stage, tiny_model_dir, tmp_path, capsys):
+    """An interrupted download: refused before any stage starts, naming the file and how much of it there is; the
+    run directory it would have made is not there (`run --method prompting` takes its lock before the check)."""
+    d = model_copy(tiny_model_dir, tmp_path)
+    f = d / "model.safetensors"
+    whole = f.stat().st_size
+    with f.open("r+b") as fh:
+        fh.truncate(whole // 2)
+    run_dir = tmp_path / "new" / "run"
+    line = refused([*stage.split(), "--model.name", str(d), "--run-dir", str(run_dir),
+                    "--task.data", str(FIXTURES / "personalization.jsonl")], capsys)
+    assert line == (f"mipo: error: {f}: truncated: {whole // 2 / 1e3:.1f} KB of {whole / 1e3:.0f} KB; "
+                    f"download it again")
+    assert not (tmp_path / "new").exists()
+
+
+def test_safetensors_problems_in_words(tiny_model_dir, tmp_path):
+    from mipo.io import safetensors_problem
+    from mipo.models import check_weights
+
+    data = (tiny_model_dir / "model.safetensors").read_bytes()
+    f = tmp_path / "m.safetensors"
+    assert not (f.write_bytes(data) and safetensors_problem(f))
+    f.write_bytes(data[:100])
+    assert re.fullmatch(r"truncated: 100 bytes, cut inside its header of [\d.]+ KB", safetensors_problem(f))
+    f.write_bytes(data + b"\0\0")
+    assert re.fullmatch(r"corrupt: 2 bytes beyond the [\d.]+ KB its header describes", safetensors_problem(f))
+    f.write_bytes(b"<html>Not Found</html>")
+    assert safetensors_problem(f) == "not a safetensors file (its first 8 bytes are no header length)"
+    f.write_bytes(len(b"{not json}").to_bytes(8, "little") + b"{not json}")
+    assert safetensors_problem(f) == "corrupt: its header is not a safetensors header"
+    d = model_copy(tiny_model_dir, tmp_path)
+    (d / "model.safetensors").rename(d / "model-00001-of-00002.safetensors")
+    (d / "model.safetensors.index.json").write_text(json.dumps({"weight_map": {
+        "a": "model-00001-of-00002.safetensors", "b": "model-00002-of-00002.safetensors"}}))
+    with pytest.raises(MipoError, match=r"model-00002-of-00002.safetensors: missing \(1 of the 2 shards "
+                                        r"model.safetensors.index.json lists\); download it again$"):
+        check_weights(d)
+
+
+def test_custom_code_names_mipos_flag(tiny_model_dir, tmp_path, capsys):
+    """A model transformers cannot build without its own code: one line naming --model.trust_remote_code true."""
+    d = model_copy(tiny_model_dir, tmp_path, model_type="mipo-custom", auto_map={
+        "AutoConfig": "configuration_custom.CustomConfig", "AutoModelForCausalLM": "modeling_custom.CustomForCausalLM"})
+    line = refused(["generate", "--model.name", str(d), "--run-dir", str(tmp_path / "run")], capsys)
+    assert line == (f"mipo: error: {d}: the model needs its own code (modeling_custom.CustomForCausalLM, config.json "
+                    f"auto_map), which mipo runs only if asked: pass --model.trust_remote_code true if you trust "
+                    f"where it comes from")
+    assert not (tmp_path / "run").exists()
+
+
+def test_custom_tokenizer_code_names_mipos_flag(tiny_model_dir, tmp_path, capsys):
+    """Code the tokenizer needs (tokenizer_config.json auto_map): transformers' own refusal, as mipo's flag."""
+    d = model_copy(tiny_model_dir, tmp_path)
+    c = json.loads((d / "tokenizer_config.json").read_text())
+    (d / "tokenizer_config.json").write_text(json.dumps({**c, "tokenizer_class": "CustomTokenizer", "auto_map": {
+        "AutoTokenizer": ["tokenization_custom.CustomTokenizer", None]}}))
+    line = refused(["generate", "--model.name", str(d), "--run-dir", str(tmp_path / "run")], capsys)
+    assert line == (f"mipo: error: {d}: the model needs its own code, which mipo runs only if asked: pass "
+                    f"--model.trust_remote_code true if you trust where it comes from")
+    assert not (tmp_path / "run").exists()
+
+
+def test_unknown_model_type_without_code(tiny_model_dir, tmp_path, capsys):
+    d = model_copy(tiny_model_dir, tmp_path, model_type="nosuchtype")
+    line = refused(["generate", "--model.name", str(d), "--run-dir", str(tmp_path / "run")], capsys)
+    assert re.fullmatch(rf"mipo: error: {d}/config.json: model type 'nosuchtype' is unknown to transformers [\w.]+ "
+                        r"and the model has no code of its own \(no auto_map\); a newer transformers may know it", line)
+
+
+def test_unused_custom_code_is_noted_once(tiny_model_dir, tmp_path, caplog):
+    """A known model type whose config also names its own code: the built-in class loads it, and the log says so."""
+    from mipo import ModelArgs, models
+
+    d = model_copy(tiny_model_dir, tmp_path, auto_map={"AutoModelForCausalLM": "modeling_x.XForCausalLM"})
+    with caplog.at_level(logging.WARNING, logger="mipo"):
+        assert models.resolve(ModelArgs(name=str(d))) == str(d)
+        models.resolve(ModelArgs(name=str(d)))
+    notes = [r.getMessage() for r in caplog.records if "own code" in r.getMessage()]
+    assert notes == [f"{d}: the model ships its own code (modeling_x.XForCausalLM, config.json auto_map), which is "
+                     f"not run: transformers' built-in 'llama' classes load it (--model.trust_remote_code true runs "
+                     f"the model's code)"]
+    caplog.clear()
+    models.resolve(ModelArgs(name=str(model_copy(tiny_model_dir, tmp_path / "b", auto_map={"AutoModelForCausalLM": "m.X"})),
+                             trust_remote_code=True))
+    assert not caplog.records
+
+
+BOM = "\ufeff"
+
+
+def test_bom_accepted_in_every_text_file(tmp_path):
+    """A UTF-8 BOM (Windows editors, Excel exports) is dropped: JSONL (with CRLF), JSON, CSV and the YAML recipe."""
+    from mipo.config import TaskArgs
+    from mipo.recipe import load_recipe
+    from mipo.tasks import get_task
+
+    rows = [dict(GOOD, id=i) for i in "abc"] + [dict(GOOD, id="t", split="test")]
+    jsonl, array, csv = tmp_path / "p.jsonl", tmp_path / "p.json", tmp_path / "gsm.csv"
+    jsonl.write_bytes((BOM + "".join(json.dumps(r) + "\r\n" for r in rows)).encode())
+    array.write_bytes((BOM + json.dumps(rows)).encode())
+    csv.write_bytes((BOM + "question,answer\n" + "".join(f"What is {i}?,#### {i}\n" for i in range(4))).encode())
+    for f in (jsonl, array):
+        items = get_task("personalization").load(TaskArgs(name="personalization", data=str(f)), "train")
+        assert [it.id for it in items] == ["a", "b", "c"] and items[0].context == "I am vegan."
+    items = get_task("gsm8k").load(TaskArgs(name="gsm8k", data=str(csv)), "train")
+    assert [it.prompt for it in items] == ["What is 0?", "What is 1?"]
+    recipe = tmp_path / "r.yaml"
+    recipe.write_bytes((BOM + "model:\r\n  name: some/model\r\ntrain:\r\n  beta: 0.2\r\n").encode())
+    cfg = load_recipe(recipe)
+    assert (cfg.model.name, cfg.train.beta) == ("some/model", 0.2)
+
+
+def test_ids_may_be_numbers(tmp_path):
+    """Ids and labels are text or integers (CSV and parquet columns of numbers); prompts must be text."""
+    from mipo.config import TaskArgs
+    from mipo.tasks import get_task
+
+    f = personalization(tmp_path, [dict(GOOD, id=7), dict(GOOD, id=8)])
+    items = get_task("personalization").load(TaskArgs(name="personalization", data=str(f)), "train")
+    assert [it.id for it in items] == ["7", "8"]
 
 
 def test_python_api_gets_the_same_limits(tiny_model_dir, tmp_path):
@@ -234,3 +419,23 @@ def test_a_mistyped_flag_gets_the_nearest_one(capsys):
         cli(["train", "--train.betta", "0.2"])
     assert e.value.code == 2
     assert capsys.readouterr().err.strip().splitlines() == ["mipo: error: unknown flag --train.betta; did you mean --train.beta?"]
+
+
+def test_a_refused_start_leaves_no_run_dir_it_created(tmp_path):
+    """A stage refused inside the lock: the directory the lock made goes, unless a finished batch is in it."""
+    from mipo import Config
+    from mipo.rundir import RunDir
+
+    for kept in (False, True):
+        rd = RunDir(Config(run_dir=str(tmp_path / f"new{kept}" / "run")))
+        with pytest.raises(MipoError), rd.lock():
+            rd.partial("generate")  # the resume logs' fingerprint: no work yet
+            if kept:
+                (rd.path / "partial" / "generate" / "0123.jsonl").write_text('{"batch": 0, "values": []}\n')
+            raise MipoError("refused")
+        assert (tmp_path / f"new{kept}").exists() == kept
+    (tmp_path / "old").mkdir()
+    rd = RunDir(Config(run_dir=str(tmp_path / "old")))
+    with pytest.raises(MipoError), rd.lock():
+        raise MipoError("refused")
+    assert (tmp_path / "old").is_dir()  # not made by this lock: left as it was

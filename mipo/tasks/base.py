@@ -49,17 +49,28 @@ class Task:
         for where, row in self.rows(args, split):
             items.append(self.parse(row, where))
             items[-1].where = where
-        items, self.drawn[split] = self.subset(items, args, split)
         if not items:
-            why = ("; a single file whose rows have no 'split' field is cut 70/30 in file order, so it needs at least "
-                   "2 rows (or give each row a 'split' field)") if args.data and Path(args.data).is_file() else ""
-            raise MipoError(f"task {self.name}: split '{split}' has no items{why}")
-        seen = set()
-        for it in items:
-            if it.id in seen:
-                raise MipoError(f"task {self.name}: duplicate item id '{it.id}' in split '{split}'")
-            seen.add(it.id)
+            raise self.no_items(args, split)
+        unique_ids(items, split)  # every row of the split, not only the ones `subset` takes
+        items, self.drawn[split] = self.subset(items, args, split)
         return items
+
+    def no_items(self, args: TaskArgs, split: str) -> MipoError:
+        """Why a split has no items, naming the file: it holds no rows, none of its rows is of that split, or it is
+        one file too short to cut 70/30."""
+        path = Path(args.data).expanduser() if args.data else None
+        if path is None or not path.is_file():
+            return MipoError(f"{args.data or self.hub_id or 'task ' + self.name}: split '{split}' has no items")
+        rows = [r for _, r in read_rows(path)]
+        if not rows:
+            return MipoError(f"{path}: the file holds no rows, so split '{split}' has no items")
+        if all("split" in r for r in rows):
+            named = ", ".join(sorted({str(r["split"]) for r in rows}))
+            return MipoError(f"{path}: no row has split '{split}' (the rows' 'split' fields name: {named}); choose "
+                             f"with --task.train_split / --task.eval_split")
+        return MipoError(f"task {self.name}: split '{split}' has no items; a single file whose rows have no 'split' "
+                         f"field is cut 70/30 in file order, so it needs at least 2 rows, and {path} holds "
+                         f"{len(rows)} (or give each row a 'split' field)")
 
     @staticmethod
     def subset(items: list[Item], args: TaskArgs, split: str) -> tuple[list[Item], str]:
@@ -144,6 +155,24 @@ def row_id(row: dict, where: str, key: str = "id") -> str:
     return str(value) if value not in (None, "") else where.replace("\\", "/").rsplit("/", 1)[-1]
 
 
+def unique_ids(items: list[Item], split: str) -> None:
+    """Refuse two items with one id (resume keys, pairs and reports are keyed by it), naming both places."""
+    seen: dict[str, str] = {}
+    for it in items:
+        if it.id in seen:
+            raise MipoError(f"{seen[it.id]}: item id '{it.id}' is used again at {again(it.where, seen[it.id])} (split "
+                            f"'{split}'); ids must be unique")
+        seen[it.id] = it.where
+
+
+def again(where: str, first: str) -> str:
+    """`where` without the file when it is the file of `first`: "line 9", "item 3", "row 4"."""
+    file, _, at = where.rpartition(":")
+    if file and file == first.rpartition(":")[0]:
+        return f"line {at}" if at.isdigit() else at
+    return where
+
+
 DATA_SUFFIXES = (".jsonl", ".json", ".parquet", ".csv")
 
 
@@ -158,8 +187,12 @@ def dir_rows(path: Path, subset: str | None, split: str) -> Iterator[tuple[str, 
     for ext in DATA_SUFFIXES:
         files = [path / f"{split}{ext}"] if (path / f"{split}{ext}").is_file() else sorted(path.glob(f"{split}-*{ext}"))
         if files:
+            n = 0
             for f in files:
-                yield from read_rows(f)
+                for n, row in enumerate(read_rows(f), n + 1):
+                    yield row
+            if not n:
+                raise MipoError(f"{', '.join(map(str, files))}: the file holds no rows, so split '{split}' has no items")
             return
     present = sorted({f.name.split("-")[0].rsplit(".", 1)[0] for f in path.iterdir() if f.suffix in DATA_SUFFIXES})
     raise MipoError(f"{path}: no file for split '{split}' ({split}.jsonl, .json, .parquet or .csv); splits here: "
@@ -168,18 +201,11 @@ def dir_rows(path: Path, subset: str | None, split: str) -> Iterator[tuple[str, 
 
 def read_rows(path: Path) -> Iterator[tuple[str, dict]]:
     """(where, row) for a JSONL/JSON, parquet or CSV file in a Hub row layout."""
-    if path.suffix == ".json" and path.is_file() and path.read_text(encoding="utf-8").lstrip().startswith("["):
-        import json
-
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except json.JSONDecodeError as e:
-            raise MipoError(f"{path}: malformed JSON ({e.msg} at line {e.lineno})") from None
-        for i, row in enumerate(data):
-            if not isinstance(row, dict):
-                raise MipoError(f"{path}: item {i}: expected a JSON object, got {type(row).__name__}")
-            yield f"{path}:item {i}", row
-        return
+    if path.suffix == ".json" and path.is_file():
+        text = read_text(path)
+        if text.lstrip().startswith("["):
+            yield from json_rows(path, text)
+            return
     if path.suffix not in (".parquet", ".csv"):
         yield from iter_jsonl(path)
         return
@@ -198,6 +224,29 @@ def read_rows(path: Path) -> Iterator[tuple[str, dict]]:
             datasets.enable_progress_bars()
     for i, row in enumerate(ds):  # CSV: `file:line` (line 1 is the header); parquet: `file:row N` (from 1)
         yield (f"{path}:{i + 2}" if path.suffix == ".csv" else f"{path}:row {i + 1}"), dict(row)
+
+
+def read_text(path: Path) -> str:
+    """A text file's content, without the BOM Windows editors and Excel put first; not UTF-8: one line."""
+    try:
+        return path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as e:
+        raise MipoError(f"{path}: not UTF-8 text (byte {e.start + 1} is {e.object[e.start]:#04x}); save the file as "
+                        f"UTF-8") from None
+
+
+def json_rows(path: Path, text: str) -> Iterator[tuple[str, dict]]:
+    """The objects of a JSON array, each `file:item i`."""
+    import json
+
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise MipoError(f"{path}: malformed JSON ({e.msg} at line {e.lineno})") from None
+    for i, row in enumerate(data):
+        if not isinstance(row, dict):
+            raise MipoError(f"{path}: item {i}: expected a JSON object, got {type(row).__name__}")
+        yield f"{path}:item {i}", row
 
 
 def hub_split(name: str, config: str | None, split: str) -> list[tuple[str, dict]]:

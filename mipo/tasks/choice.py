@@ -5,7 +5,7 @@ import re
 from collections import defaultdict
 from statistics import fmean
 
-from ..io import MipoError, require_text
+from ..io import MipoError, require_id, require_text
 from .base import Item, Messages, Task, register, row_id
 
 INSTRUCTION = ('Answer the multiple choice question. You may reason briefly first; end your response with '
@@ -145,10 +145,10 @@ class ARC(ChoiceTask):
         labels, texts = [str(x) for x in choices["label"]], [str(x) for x in choices["text"]]
         if len(labels) != len(texts) or len(set(labels)) != len(labels):
             raise MipoError(f"{where}: field 'choices' has {len(texts)} texts for labels {labels}")
-        key = require_text(row, "answerKey", where).strip()
+        key = require_id(row, "answerKey", where).strip()
         if key not in labels:  # some ARC rows use digits 1-4 for both key and labels; they must agree
             raise MipoError(f"{where}: field 'answerKey' is '{key}', not one of the labels {labels}")
-        return self.item(require_text(row, "id", where), question, labels, texts, key)
+        return self.item(require_id(row, "id", where), question, labels, texts, key)
 
 
 @register

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import re
 
-from ..io import MipoError, require_text
+from ..io import MipoError, require_id, require_text
 from .base import Item, Messages, Task, register, row_id
 
 SYSTEM = "Solve the math problem step by step. Give the final answer as a number after '####'."
@@ -170,5 +170,5 @@ class SVAMP(MathTask):
                 pass
         if not isinstance(answer, (int, float)) or isinstance(answer, bool):
             raise MipoError(f"{where}: field 'Answer' is missing or not a number")
-        return Item(id=require_text(row, "ID", where), prompt=f"{body.strip()} {question.strip()}",
+        return Item(id=require_id(row, "ID", where), prompt=f"{body.strip()} {question.strip()}",
                     answer=_norm(str(answer)))

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from ..config import TaskArgs
 from ..behaviour import adherence
-from ..io import MipoError, require_text
+from ..io import MipoError, require_id, require_text
 from .base import Item, Messages, Task, hub_split, read_rows, register, row_id
 
 DATA = Path(__file__).parent / "data" / "personalization.jsonl"  # the default set: with avoid/expect, see below
@@ -90,7 +90,7 @@ class Personalization(ContextTask):
         meta = {k: _terms(row, k, where) for k in ("avoid", "expect") if row.get(k) is not None}
         if row.get("category") is not None:
             meta["category"] = str(row["category"])
-        return Item(id=require_text(row, "id", where), prompt=require_text(row, "request", where),
+        return Item(id=require_id(row, "id", where), prompt=require_text(row, "request", where),
                     context=require_text(row, "context", where), reference=_text(row.get("reference")), meta=meta)
 
 
@@ -130,7 +130,7 @@ class PRISM(ContextTask):
         users = {str(r.get("user_id")): r for _, r in survey}
         joined = []
         for where, row in convs:
-            uid = require_text(row, "user_id", where)
+            uid = require_id(row, "user_id", where)
             if uid not in users:
                 raise MipoError(f"{where}: field 'user_id' is '{uid}', which has no row in {survey_where}")
             joined.append((where, {**row, "_survey": users[uid]}))
@@ -164,7 +164,7 @@ class PRISM(ContextTask):
             if turn.get("turn") == 0 and turn.get("role") == "model" and turn.get("if_chosen"):
                 reference = _text(turn.get("content"))
                 break
-        return Item(id=require_text(row, "conversation_id", where), prompt=require_text(row, "opening_prompt", where),
+        return Item(id=require_id(row, "conversation_id", where), prompt=require_text(row, "opening_prompt", where),
                     context=context, reference=reference, meta={"user": str(row["user_id"])})
 
 
@@ -191,7 +191,7 @@ class CommunityAlignment(ContextTask):
             raise MipoError(f"{where}: no annotator profile field ({', '.join(k for k, _ in CA_PROFILE)}) is set")
         preferred = _text(row.get("first_turn_preferred_response"))
         reference = _text(row.get(f"first_turn_{preferred}")) if preferred else None
-        return Item(id=require_text(row, "conversation_id", where), prompt=require_text(row, "first_turn_prompt", where),
+        return Item(id=require_id(row, "conversation_id", where), prompt=require_text(row, "first_turn_prompt", where),
                     context="; ".join(profile) + ".", reference=reference,
                     meta={"user": str(row.get("annotator_id"))})
 
@@ -238,7 +238,7 @@ class Generic(ContextTask):
             if a.context_field not in row:
                 raise MipoError(f"{where}: field '{a.context_field}' (task.context_field) is missing")
             context = _text(row.get(a.context_field))
-        return Item(id=require_text(row, a.id_field, where) if a.id_field else row_id({}, where),
+        return Item(id=require_id(row, a.id_field, where) if a.id_field else row_id({}, where),
                     prompt=require_text(row, a.prompt_field, where), context=context,
                     reference=_text(row.get(a.reference_field)) if a.reference_field else None)
 
