@@ -8,7 +8,10 @@ import errno
 import inspect
 import logging
 import re
+import signal
 import sys
+import threading
+from contextlib import contextmanager
 from dataclasses import fields
 from pathlib import Path
 
@@ -80,26 +83,28 @@ def main(argv: list[str] | None = None) -> int:
         logging.getLogger(noisy).setLevel(logging.WARNING)
     cfg = None
     try:
-        cfg = config_from_args(ns)
-        from . import pipeline
-        from .methods import get_method
+        with preemptible():
+            cfg = config_from_args(ns)
+            from . import pipeline
+            from .methods import get_method
 
-        get_method(cfg.method)  # an unknown method is refused before any work, with the nearest known one
-        check_writable(Path(cfg.run_dir))
+            get_method(cfg.method)  # an unknown method is refused before any work, with the nearest known one
+            check_writable(Path(cfg.run_dir))
 
-        if ns.command == "compare":
-            from .compare import compare
+            if ns.command == "compare":
+                from .compare import compare
 
-            result = compare(cfg)
-        else:
-            result = getattr(pipeline, ns.command)(cfg)
+                result = compare(cfg)
+            else:
+                result = getattr(pipeline, ns.command)(cfg)
     except MipoError as e:
         print(f"mipo: error: {e}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print(f"mipo: interrupted; finished work is kept in {cfg.run_dir if cfg else 'the run directory'}: run the "
-              f"same command again to resume", file=sys.stderr)
-        return 130
+    except (KeyboardInterrupt, Preempted) as e:
+        why = f"stopped by {e}" if isinstance(e, Preempted) else "interrupted"
+        print(f"mipo: {why}; finished work is kept in {cfg.run_dir if cfg else 'the run directory'}: run the same "
+              f"command again to resume", file=sys.stderr)
+        return 128 + e.signum if isinstance(e, Preempted) else 130
     except Exception as e:  # a disk that fills up or turns read-only mid-run: one line, and how to go on
         why = disk_error(e)
         if why is None:
@@ -113,6 +118,43 @@ def main(argv: list[str] | None = None) -> int:
         print_compare(Path(cfg.run_dir))
     print(f"outputs: {result}")
     return 0
+
+
+class Preempted(BaseException):
+    """SIGTERM or SIGHUP (a cluster scheduler, a preemptible VM, a closed terminal) raised where the program is, as
+    Ctrl-C raises KeyboardInterrupt: the CLI prints one line and exits 128 + the signal's number (143, 129)."""
+
+    def __init__(self, signum: int):
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+def on_signal(signum, frame) -> None:
+    """Raise Preempted, except while mipo.train.fit trains: then note the first signal there and return; the trainer
+    saves a checkpoint at the end of the step and stops, and fit delivers the signal again. A second one raises."""
+    train = sys.modules.get("mipo.train")
+    if train is not None and train.TRAINING and not train.TRAINING[-1]:
+        train.TRAINING[-1].append(signum)
+        return
+    raise Preempted(signum)
+
+
+@contextmanager
+def preemptible():
+    """SIGTERM and SIGHUP go to `on_signal` until the block ends, then the previous handlers come back (main() also
+    runs in-process). A signal ignored when mipo started (SIGHUP under nohup) stays ignored."""
+    if threading.current_thread() is not threading.main_thread():  # only the main thread may set handlers
+        yield
+        return
+    previous = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGHUP)}
+    for s, handler in previous.items():
+        if handler is not signal.SIG_IGN:
+            signal.signal(s, on_signal)
+    try:
+        yield
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, signal.SIG_DFL if handler is None else handler)
 
 
 DISK_ERRNOS = {errno.ENOSPC, errno.EROFS, errno.EDQUOT, errno.EACCES, errno.EPERM}

@@ -9,6 +9,7 @@ import json
 import logging
 import os
 import shutil
+import signal
 from pathlib import Path
 
 import torch
@@ -23,8 +24,7 @@ def trl_args(cfg: Config, config_cls, output_dir: str, on_cuda: bool, checkpoint
     """The settings every TRL trainer here shares (DPO, SFT, GRPO, the contrastive losses); `extra` adds to them.
     `checkpointing`: gradient checkpointing as `use_checkpointing` decided; None = on unless
     train.gradient_checkpointing is false."""
-    if checkpointing is None:
-        checkpointing = cfg.train.gradient_checkpointing != "false"
+    checkpointing = cfg.train.gradient_checkpointing != "false" if checkpointing is None else checkpointing
     t = cfg.train
     kwargs = dict(
         output_dir=output_dir, learning_rate=t.learning_rate, num_train_epochs=t.epochs,
@@ -39,8 +39,7 @@ def trl_args(cfg: Config, config_cls, output_dir: str, on_cuda: bool, checkpoint
         logging_steps=1, save_strategy="steps", save_steps=t.save_steps, save_total_limit=2,
         report_to="none", disable_tqdm=False, dataloader_num_workers=0,
     )
-    kwargs.update(extra)
-    return config_cls(**kwargs)
+    return config_cls(**{**kwargs, **extra})
 
 
 def train_model_args(cfg: Config):
@@ -222,6 +221,30 @@ def merge_from_disk(cfg: Config, adapter_dir: Path, out: Path, base_dir: str | N
         tok.save_pretrained(tmp)
 
 
+TRAINING: list[list[int]] = []  # where the CLI's SIGTERM/SIGHUP handler notes a signal while `fit` trains
+
+
+def stop_on_signal(acc, noted: list[int]):
+    """A TrainerCallback: after the step in which a signal was noted (not acted on inside torch code) on
+    any process, every process's trainer saves a normal checkpoint through its own saving path and stops."""
+    from transformers import TrainerCallback
+
+    class StopOnSignal(TrainerCallback):
+        stopped = False
+
+        def on_step_end(self, args, state, control, **kwargs):
+            if noted and not self.stopped:
+                acc.set_trigger()
+            if not self.stopped and acc.check_trigger():  # a signal on any process: all stop at this step
+                self.stopped = control.should_save = control.should_training_stop = True
+                noted[:] = noted or [signal.SIGTERM]
+                if acc.is_main_process:
+                    log.warning("train: %s: saving a checkpoint at step %d of %d in %s, then stopping",
+                                signal.Signals(noted[0]).name, state.global_step, state.max_steps, args.output_dir)
+
+    return StopOnSignal()
+
+
 def fit(cfg: Config, trainer, tok, out_dir: Path, fingerprint: str) -> dict:
     """Train and save: LoRA adapter in `out_dir/adapter` (+ `out_dir/merged` on request) or the full model in
     `out_dir/model`. Checkpoints go to the trainer's output_dir (`out_dir/checkpoints`), stamped with `fingerprint`.
@@ -237,7 +260,14 @@ def fit(cfg: Config, trainer, tok, out_dir: Path, fingerprint: str) -> dict:
     resume = last_checkpoint(ckpt_dir, fingerprint, clean=False)
     if resume:
         log.info("resuming training from %s", resume)
-    result = trainer.train(resume_from_checkpoint=resume)
+    TRAINING.append(noted := [])
+    trainer.add_callback(stop_on_signal(acc, noted))
+    try:
+        result = trainer.train(resume_from_checkpoint=resume)
+    finally:
+        TRAINING.remove(noted)
+    if noted:  # the trainer saved this step and stopped: the run is not finished, no final output; deliver it now
+        signal.raise_signal(noted[0])
     if cfg.train.lora:
         _save_lora(cfg, trainer, tok, out_dir)
     else:
