@@ -190,7 +190,7 @@ REMOTE_CODE = "pass --model.trust_remote_code true if you trust where it comes f
 
 
 def refuse_remote_code(path: str, e: Exception, trust_remote_code: bool) -> None:
-    """transformers' own "set trust_remote_code=True" (a tokenizer's code, a Hub model not yet cached) as mipo's
+    """transformers' own request to set trust_remote_code (a tokenizer's code, a Hub model not yet cached) as mipo's
     flag, in one line; any other error is left to the caller to raise."""
     if not trust_remote_code and isinstance(e, ValueError) and "trust_remote_code" in str(e):
         raise MipoError(f"{path}: the model needs its own code, which mipo runs only if asked: {REMOTE_CODE}") from None

@@ -37,7 +37,8 @@ def test_embedded_every_method_trains_and_compares(tmp_path, capsys):
 
     run_dir = tmp_path / "cmp"
     assert main(["compare", "--config", str(Path(__file__).parents[1] / "recipes" / "compare-demo.yaml"),
-                 "--run-dir", str(run_dir), "--compare.seeds", "0", "--task.n_train", "4", "--task.n_eval", "3",
+                 "--run-dir", str(run_dir), "--compare.seeds", "0", "--compare.methods", ",".join(METHODS),
+                 "--task.n_train", "4", "--task.n_eval", "3",
                  "--generate.max_new_tokens", "12", "--evaluate.max_new_tokens", "12", "--train.batch_size", "2",
                  "--train.learning_rate", "1e-3", "--train.grpo_generations", "2", "--generate.rlaif_samples", "2",
                  "--evaluate.mi_negatives", "2"]) == 0
