@@ -157,9 +157,15 @@ def decode(model, prompts: list[list[int]], sampling: Sampling, *, pad_id: int, 
             rows = keep.nonzero().squeeze(1)
             cache.reorder_cache(rows)
             mask, alive, nxt, next_pos = mask[rows], alive[rows], nxt[rows], next_pos[rows]
-        mask[:, used] = 1
-        used += 1
-        logits = model(input_ids=nxt[:, None], attention_mask=mask[:, :used], position_ids=next_pos[:, None],
-                       cache=cache, use_cache=True).logits[:, -1]
-        next_pos = next_pos + 1
+        logits, used, next_pos = advance(model, cache, nxt, mask, used, next_pos)
     return tokens
+
+
+def advance(model, cache, ids: torch.Tensor, mask: torch.Tensor, used: int, next_pos: torch.Tensor):
+    """One decode step of the dynamic-length loops (`decode`, guidance.guided_decode): each row's token `ids` goes
+    into cache slot `used` (its mask column opened in place) at position `next_pos`. Returns the rows' next logits,
+    the slots now used and the next positions."""
+    mask[:, used] = 1
+    logits = model(input_ids=ids[:, None], attention_mask=mask[:, :used + 1], position_ids=next_pos[:, None],
+                   cache=cache, use_cache=True).logits[:, -1]
+    return logits, used + 1, next_pos + 1

@@ -16,7 +16,7 @@ from ..io import BatchLog, MipoError
 from ..seeds import derive
 from . import Messages, Sampling
 from .adapters import weights_id
-from .decode import pick, start
+from .decode import advance, pick, start
 from .hf import eos_ids, prompt_ids, run_batches
 
 
@@ -70,11 +70,7 @@ def guided_decode(model, prompts: list[list[int]], negatives: list[list[int]], s
             cond, neg = torch.arange(k, device=device), torch.arange(k, 2 * k, device=device)
         ids = torch.empty(len(next_pos), dtype=torch.long, device=device)
         ids[cond], ids[neg] = nxt, nxt  # the pair's token goes into both of its rows
-        mask[:, used] = 1
-        used += 1
-        logits = model(input_ids=ids[:, None], attention_mask=mask[:, :used], position_ids=next_pos[:, None],
-                       cache=cache, use_cache=True).logits[:, -1]
-        next_pos = next_pos + 1
+        logits, used, next_pos = advance(model, cache, ids, mask, used, next_pos)
     return tokens
 
 
