@@ -11,6 +11,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from . import tracking
 from .io import MipoError
 
 
@@ -25,7 +26,7 @@ class ModelArgs:
 
 @dataclass
 class TaskArgs:
-    name: str = "personalization"  # see `mipo.tasks.REGISTRY` / README tasks table
+    name: str = "personalization"  # see `mipo.tasks.REGISTRY` / docs/tasks.md
     data: str | None = None  # local JSON/JSONL/parquet/CSV file or dir, or Hub dataset; None = the task's default
     subset: str | None = None  # Hub config name (e.g. ARC-Easy, an MMLU subject); None = the task's default
     train_split: str = "train"
@@ -48,6 +49,9 @@ class TaskArgs:
     context_field: str | None = None  # optional user context; rows where it is empty have none
     id_field: str | None = None  # None = row position
     reference_field: str | None = None  # optional reference response, used by the LLM judge
+    # rows (and pairs) whose text holds the tokenizer's special tokens (e.g. "<|im_end|>") are refused: it reads them
+    # as control tokens, so a row could forge a chat turn; true keeps them as such, with a warning
+    allow_special_tokens: bool = False
 
 
 @dataclass
@@ -81,12 +85,13 @@ class GenerateArgs:
 # run with more concurrency resumes the same run. The engine fields are left out entirely for the default engine.
 OPERATIONAL = {"generate": ("base_url", "api_key_env", "max_concurrency", "timeout_s", "max_retries", "max_retry_s",
                             "tensor_parallel_size", "gpu_memory_utilization"),
-               "train": ("gradient_checkpointing", "precompute_ref")}
+               "train": ("gradient_checkpointing", "precompute_ref", "report_to")}
 ENGINE_ONLY = {"generate": ("engine", "api_model")}
 # Fields added after run directories existed: left out of fingerprints at these defaults, so those runs still resume.
 LATER = {"task.prompt_style": "mipo", "task.extraction": "mipo", "train.adam_beta2": 0.999,
          "train.lr_scheduler": "linear", "train.min_lr_ratio": 0.1, "train.warmup_ratio": 0.0,
-         "evaluate.extract_with_model": False, "evaluate.judge_mode": "whole", "generate.pmi_alpha": 0.5}
+         "evaluate.extract_with_model": False, "evaluate.judge_mode": "whole", "generate.pmi_alpha": 0.5,
+         "task.allow_special_tokens": False}
 
 
 @dataclass
@@ -118,6 +123,15 @@ class TrainArgs:
     # reference log-probs of every pair computed in one pass before training (no reference forward per step)
     gradient_checkpointing: str = "auto"  # auto | true | false
     precompute_ref: str = "auto"  # auto | true | false (DPO-trained methods: mipo, mipo-filtered/-iterative, rlaif)
+    # Experiment trackers of the training, passed to TRL as report_to (left out of fingerprints): none, or
+    # comma-separated names (tensorboard, wandb, trackio, mlflow, ...). tensorboard writes under the run directory:
+    # train/tb/ (mipo-iterative: train/round<r>/tb/) and the evaluation's means in eval/tb/ (`tensorboard --logdir
+    # <run_dir>`); wandb, trackio and mlflow get the evaluation's means too, each set up by its own env variables
+    report_to: str = "none"
+
+    def trl_report_to(self, output_dir: str) -> list[str]:
+        """TRL's report_to for a trainer writing checkpoints to `output_dir` (mipo.tracking.report_to)."""
+        return tracking.report_to(self.report_to, output_dir)
 
 
 @dataclass
@@ -222,7 +236,9 @@ LIMITS = {
     "train.grpo_generations": _at_least(2), "train.max_echo": _in(0, 1), "train.adam_beta2": _in(0, 1),
     "train.lr_scheduler": _one_of("linear", "cosine_with_min_lr"), "train.min_lr_ratio": _in(0, 1),
     "train.warmup_ratio": _in(0, 0.99), "train.gradient_checkpointing": _one_of("auto", "true", "false"),
-    "train.precompute_ref": _one_of("auto", "true", "false"), "evaluate.temperature": _at_least(0), "evaluate.top_p": _in(0, 1, lo_open=True),
+    "train.precompute_ref": _one_of("auto", "true", "false"),
+    "train.report_to": (tracking.valid, f"none or comma-separated names of {', '.join(tracking.TRACKERS)}"),
+    "evaluate.temperature": _at_least(0), "evaluate.top_p": _in(0, 1, lo_open=True),
     "evaluate.max_new_tokens": _at_least(1), "evaluate.batch_size": _at_least(1), "evaluate.bootstrap": _at_least(0),
     "evaluate.mi_negatives": _at_least(0), "evaluate.judge": _one_of("none", "local", "openai"),
     "evaluate.judge_max_new_tokens": _at_least(1), "evaluate.judge_mode": _one_of("whole", "per_preference"),
@@ -236,4 +252,7 @@ def check_limits(cfg: Config) -> Config:
         value = getattr(getattr(cfg, section) if section else cfg, name)
         if value is not None and not ok(value):
             raise MipoError(f"{key}: must be {rule}, got {value!r}")
+    missing = tracking.missing_package(cfg.train.report_to)  # transformers would say so once the weights are loaded
+    if missing:
+        raise MipoError(f"train.report_to: {missing[0]} needs the package {missing[1]} (pip install {missing[1]})")
     return cfg

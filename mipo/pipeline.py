@@ -11,13 +11,14 @@ import shutil
 import time
 from pathlib import Path
 
-from . import models
+from . import models, tracking
 from .config import Config
 from .distributed import is_main, single_process_only
 from .inference.hf import prompt_ids, prompt_text
 from .io import MipoError, read_jsonl, write_json, write_jsonl
 from .methods import SampleContext, get_method
 from .pair import diagnose
+from .preflight import check_pairs, check_servers, refuse_special_tokens
 from .rundir import RunDir
 from .tasks import get_task
 
@@ -34,6 +35,7 @@ def validate(cfg: Config, task, *groups: tuple[list, int]) -> str:
     if not Path(path).is_dir():
         models.check_hub(path)
     tok = models.load_tokenizer(path, cfg.model.trust_remote_code)
+    refuse_special_tokens(cfg, task, tok, *(items for items, _ in groups))
     limit = models.context_length(path, cfg.model.trust_remote_code)
     if not limit:
         return path
@@ -72,6 +74,7 @@ def generate(cfg: Config):
     held_out = task.load(cfg.task, cfg.task.eval_split)  # checked now, not after an hour of sampling and training
     strategy = method.check(cfg, task, items)
     path = validate(cfg, task, (items, cfg.generate.max_new_tokens), (held_out, cfg.evaluate.max_new_tokens))
+    check_servers(cfg, judge=False)  # the engine's server, before the lock: nothing is written for a dead one
     with rd.lock():
         ctx = SampleContext(cfg, task, items, path, rd.partial("generate"), strategy)
         rows = method.make_samples(ctx)
@@ -109,6 +112,7 @@ def train(cfg: Config):
         return rd.train
     if not rd.pairs.exists():
         raise MipoError(f"{rd.pairs}: not found; run `mipo generate` first")
+    check_pairs(cfg, rd.pairs, method.pair_fields)  # a corrupt line is named before the weights load, not after
     with rd.lock():
         t0 = time.perf_counter()
         model, tok = models.load(train_model_args(cfg))
@@ -136,6 +140,7 @@ def evaluate(cfg: Config):
     if not rd.should_run("evaluate"):
         return rd.metrics
     check_config(cfg.evaluate)
+    check_servers(cfg, engine=False)  # the judge's server, before any response is sampled
     base_only = cfg.evaluate.base_only or not (method.trains or method.guided)  # prompting: the base model
     if not base_only and method.trains and not rd.train.is_dir():
         raise MipoError(f"{rd.train}: not found; run `mipo train` first (or evaluate the base model "
@@ -181,6 +186,7 @@ def _evaluate(cfg: Config, rd: RunDir, task, items, base, candidates, base_only:
     prompts = [task.messages(it) for it in items]
     write_jsonl(rd.responses, response_rows(items, prompts, responses, per_item, prompt_text(base.tok, prompts)))
     write_json(rd.metrics, metrics)
+    tracking.log_evaluation(cfg, metrics, rd.responses.parent)  # train.report_to's trackers get them (eval/tb/)
     rd.save_config()  # evaluate may run alone (base_only): the report reads the settings from here
     rd.finish("evaluate", time.perf_counter() - t0)
     log.info("evaluate: metrics in %s, responses in %s", rd.metrics, rd.responses)
@@ -203,6 +209,7 @@ def run(cfg: Config):
     from .evaluation.judge import check_config
 
     check_config(cfg.evaluate)  # a judge that cannot run should fail now, not after training
+    check_servers(cfg, engine=False)
     generate(cfg)
     with RunDir(cfg).lock():  # held from here to the report: no other mipo slips in between the stages
         train(cfg)

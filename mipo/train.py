@@ -37,7 +37,7 @@ def trl_args(cfg: Config, config_cls, output_dir: str, on_cuda: bool, checkpoint
         warmup_steps=t.warmup_ratio if t.warmup_ratio > 0 else 0,
         lr_scheduler_kwargs={"min_lr_rate": t.min_lr_ratio} if t.lr_scheduler == "cosine_with_min_lr" else None,
         logging_steps=1, save_strategy="steps", save_steps=t.save_steps, save_total_limit=2,
-        report_to="none", disable_tqdm=False, dataloader_num_workers=0,
+        report_to=t.trl_report_to(output_dir), disable_tqdm=False, dataloader_num_workers=0,
     )
     return config_cls(**{**kwargs, **extra})
 

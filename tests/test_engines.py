@@ -74,6 +74,19 @@ def test_token_logprobs_where_offered(server):
         assert lps is None or all(isinstance(x, float) and x <= 0 for x in lps)
 
 
+def test_the_servers_probe_passes_a_live_server(server):
+    """What a stage asks a server before any work (mipo/preflight.py): one GET /v1/models, answered 200."""
+    def served():
+        return server.log_path.read_text(errors="replace").count('"GET /v1/models HTTP/1.1" 200')
+
+    before = served()
+    engines.probe(server.base_url, "generate.base_url", "OPENAI_API_KEY", "generate.api_key_env")
+    t0 = time.time()
+    while served() == before and time.time() - t0 < 10:  # uvicorn logs the request just after answering it
+        time.sleep(0.1)
+    assert served() == before + 1
+
+
 def test_generate_stage_via_server_and_the_key_is_never_written(server, tiny_model_dir, tmp_path, monkeypatch,
                                                                   capsys, caplog):
     monkeypatch.setenv("MIPO_TEST_API_KEY", SECRET)

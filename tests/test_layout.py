@@ -7,8 +7,8 @@ import pytest
 
 ROOT = Path(__file__).parents[1] / "mipo"
 # lowest first: a module may import its own layer and the layers before it, never one after it
-LAYERS = ["io", "seeds", "behaviour", "config", "recipe", "distributed", "models", "inference", "tasks", "pair", "train", "evaluation",
-          "methods", "report", "rundir", "pipeline", "compare", "cli", "__main__", "__init__"]
+LAYERS = ["io", "seeds", "behaviour", "tracking", "config", "recipe", "distributed", "models", "inference", "tasks", "pair", "train", "evaluation",
+          "methods", "report", "rundir", "preflight", "pipeline", "compare", "cli", "__main__", "__init__"]
 MAX_MODULE_LINES, MAX_FUNCTION_LINES = 300, 60
 
 
@@ -73,3 +73,77 @@ def test_the_layer_check_sees_an_upward_import(tmp_path):
     found = [t for _, t in imported_components(bad, tmp_path / "mipo")]
     assert found == ["methods", "tasks", "pipeline"]
     assert [LAYERS.index(t) > LAYERS.index("tasks") for t in found] == [True, False, True]
+
+
+def module_of(path: Path, root: Path = ROOT) -> str:
+    """A file's module, dotted under mipo/ ("inference.hf"; a package is its __init__: "inference"; mipo: "")."""
+    parts = path.relative_to(root).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def imported_modules(path: Path, known, root: Path = ROOT):
+    """The mipo modules a file imports, at module level or inside a function: `from .x import y` is module x.y
+    where that is a file, else x."""
+    package = list(path.relative_to(root).parent.parts)
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom):
+            if node.level:
+                target = package[:len(package) - node.level + 1] + (node.module.split(".") if node.module else [])
+            elif node.module and node.module.split(".")[0] == "mipo":
+                target = node.module.split(".")[1:]
+            else:
+                continue
+            for a in node.names:
+                sub = ".".join(target + [a.name])
+                yield sub if sub in known else ".".join(target)
+        elif isinstance(node, ast.Import):
+            yield from (a.name[len("mipo."):] for a in node.names if a.name.startswith("mipo."))
+
+
+def import_graph(root: Path = ROOT) -> dict[str, set[str]]:
+    """module -> the modules it imports. A package's __init__ importing its own modules is left out: that is how a
+    package offers its interface and loads an implementation on demand (inference.make_engine loads hf.py, which
+    imports the interface back)."""
+    files = {module_of(p, root): p for p in root.rglob("*.py")}
+    graph = {}
+    for mod, path in files.items():
+        package = path.name == "__init__.py"
+        graph[mod] = {t for t in imported_modules(path, files, root)
+                      if t in files and t != mod and not (package and (not mod or t.startswith(f"{mod}.")))}
+    return graph
+
+
+def circles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """Every import circle a depth-first walk meets, as the path that closes it."""
+    found, state = [], {}
+
+    def visit(mod: str, path: list[str]) -> None:
+        state[mod] = "open"
+        for t in sorted(graph[mod]):
+            if state.get(t) == "open":
+                found.append(path[path.index(t):] + [t])
+            elif t not in state:
+                visit(t, path + [t])
+        state[mod] = "done"
+
+    for mod in sorted(graph):
+        if mod not in state:
+            visit(mod, [mod])
+    return found
+
+
+def test_no_import_circles():
+    """The layers keep components apart; within one (inference, evaluation, ...) no two modules may import each
+    other round either, even inside a function: such a pair can only be read, and changed, together."""
+    assert circles(import_graph()) == []
+
+
+def test_the_circle_check_sees_a_circle(tmp_path):
+    """The circle adapters.py <-> hf.py had (hf imported weights_id, adapters HFEngine inside a function) is
+    caught; the package's __init__ loading hf.py on demand is not a circle."""
+    pkg = tmp_path / "mipo" / "inference"
+    pkg.mkdir(parents=True)
+    (pkg / "__init__.py").write_text("def make_engine():\n    from .hf import HFEngine\n")
+    (pkg / "hf.py").write_text("from . import Sampling\nfrom .adapters import weights_id\n")
+    (pkg / "adapters.py").write_text("def trained_engine():\n    from .hf import HFEngine\n")
+    assert circles(import_graph(tmp_path / "mipo")) == [["inference.adapters", "inference.hf", "inference.adapters"]]

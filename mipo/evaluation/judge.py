@@ -112,7 +112,7 @@ class Judge:
             from ..inference.openai import OpenAIEngine
 
             self.engine = OpenAIEngine(e.judge_base_url, api_model=e.judge_model, api_key_env=e.judge_api_key_env,
-                                       max_concurrency=8)
+                                       max_concurrency=8, setting="evaluate.judge_base_url")
 
     def complete(self, prompts: list[str], attempt: int = 0) -> list[str]:
         self.calls += len(prompts)

@@ -40,18 +40,18 @@ def weights_id(model) -> dict:
 def trained_engine(base, train_dir: Path | None, load_model):
     """The engine of a trained model beside `base` (an HFEngine): the base itself (train_dir None), the base with
     the LoRA adapter of `train_dir/adapter` (removed again on exit: one copy of the weights), or the full model of
-    `train_dir/model` (`load_model(path)` loads it)."""
-    from .hf import HFEngine
-
+    `train_dir/model` (`load_model(path)` loads it). The trained engine is of base's own class: hf.py imports
+    this module (weights_id), so naming HFEngine here would close an import circle."""
+    engine = type(base)
     if train_dir is None:
         yield base
     elif (train_dir / "adapter").is_dir():
         peft = PeftModel.from_pretrained(base.model, str(train_dir / "adapter")).eval()
         try:
-            yield HFEngine(peft, base.tok)
+            yield engine(peft, base.tok)
         finally:
             base.model = peft.unload()  # the base weights without the adapter's layers
     elif (train_dir / "model").is_dir():
-        yield HFEngine(load_model(str(train_dir / "model")), base.tok)
+        yield engine(load_model(str(train_dir / "model")), base.tok)
     else:
         raise MipoError(f"{train_dir}: no trained model (neither adapter/ nor model/)")

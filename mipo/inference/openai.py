@@ -39,7 +39,8 @@ class OpenAIEngine:
     name = "openai"
 
     def __init__(self, base_url: str | None, *, api_model: str | None = None, api_key_env: str = "OPENAI_API_KEY",
-                 max_concurrency: int = 16, timeout_s: float = 600.0, max_retries: int = 8, max_retry_s: float = 300.0):
+                 max_concurrency: int = 16, timeout_s: float = 600.0, max_retries: int = 8, max_retry_s: float = 300.0,
+                 setting: str = "generate.base_url"):
         try:
             import openai
         except ImportError:
@@ -54,6 +55,7 @@ class OpenAIEngine:
         self.max_concurrency, self.max_retries, self.max_retry_s = max_concurrency, max_retries, max_retry_s
         self._reached = False  # has the server answered once? Until then a refused connection means nobody listens
         self.api_key_env = api_key_env
+        self.setting = setting  # the setting that points here, named in messages (the judge's is its own)
         key = os.environ.get(api_key_env) or ""
         if not key:
             log.info("openai engine: $%s is not set; sending no API key", api_key_env)
@@ -86,14 +88,14 @@ class OpenAIEngine:
             except o.APIStatusError as e:
                 status = e.status_code
                 if status not in RETRY_STATUS and status < 500:
-                    hint = "; does generate.base_url end with /v1?" if status == 404 else ""
+                    hint = f"; does {self.setting} end with /v1?" if status == 404 else ""
                     raise MipoError(f"{self.base_url}: {what} failed: HTTP {status}: "
                                     f"{self._scrub(str(e.message))[:500]}{hint}") from None
                 reason, delay = f"HTTP {status}", _retry_after(e.response)
             except o.APIConnectionError as e:  # refused, reset, DNS, and timeouts (APITimeoutError)
                 if _refused(e) and not self._reached:
                     raise MipoError(f"{self.base_url}: connection refused: no server listens there; start it, or "
-                                    f"check generate.base_url (host, port)") from None
+                                    f"check {self.setting} (host, port)") from None
                 reason, delay = type(e).__name__, None
             delay = delay if delay is not None else min(BACKOFF_CAP_S, BACKOFF_S * 2 ** attempt) * random.uniform(0.75, 1.25)
             spent = time.monotonic() - t0
@@ -216,3 +218,36 @@ def _retry_after(response) -> float | None:
     except (AttributeError, TypeError, ValueError):
         return None
     return min(max(value, 0.0), 120.0)
+
+
+PROBE_TIMEOUT_S = 10.0  # an idle server lists its models in milliseconds; a dropped SYN would otherwise wait minutes
+
+
+def probe(base_url: str | None, setting: str, api_key_env: str, key_setting: str,
+          timeout_s: float = PROBE_TIMEOUT_S) -> None:
+    """One GET <base_url>/models, no retries, before a stage does any work: a server that is not there is refused
+    in one line naming `setting` (the one that points there), not after every response has been sampled. Any HTTP
+    answer but 401 passes: a server listens (one without /models is told by its first request)."""
+    try:
+        import openai
+    except ImportError:
+        raise MipoError(f"{setting}: talking to a server needs the openai client: pip install 'mipo[openai]' "
+                        f"(or pip install openai)") from None
+    where = base_url or "the default OpenAI endpoint"
+    client = openai.OpenAI(base_url=base_url, api_key=os.environ.get(api_key_env) or "EMPTY", timeout=timeout_s,
+                           max_retries=0)
+    try:
+        client.models.list()
+    except openai.AuthenticationError:
+        raise MipoError(f"{where}: authentication failed (HTTP 401); check the key in ${api_key_env} "
+                        f"({key_setting})") from None
+    except openai.APIStatusError:
+        return
+    except openai.APITimeoutError:
+        raise MipoError(f"{where}: no answer within {timeout_s:g} s; is the server up? check {setting}") from None
+    except openai.APIConnectionError as e:
+        root = str(list(causes(e))[-1])[:200]
+        what = "connection refused: no server listens there" if _refused(e) else f"cannot connect ({root})"
+        raise MipoError(f"{where}: {what}; start it, or check {setting} (host, port)") from None
+    finally:
+        client.close()

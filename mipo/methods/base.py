@@ -38,6 +38,8 @@ class Method:
     samples: str | None = "pairs"  # the kind of samples: methods of one kind share them (`mipo compare`)
     trains: bool = True
     guided: bool = False  # its answers are decoded with guidance against x' (pmi-decode), at generate.pmi_alpha
+    # the fields of a pairs.jsonl row its training reads: checked on every row before the weights load
+    pair_fields: tuple[str, ...] = ("prompt", "chosen", "rejected")
 
     def check(self, cfg: Config, task: Task, items: list[Item]) -> str | None:
         """Refuse settings that cannot work, before any weights load; return the negative strategy (or None)."""

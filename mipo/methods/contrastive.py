@@ -213,6 +213,7 @@ def make_trainer(cfg, model, tok, rows_path: Path, output_dir: str, loss: str | 
 
 class Contrastive(Method):
     """infonce / sami: the pairs of mipo (with x'), trained with `contrastive_loss` instead of DPO."""
+    pair_fields = FIELDS
 
     def __init__(self, loss: str):
         self.name = loss

@@ -93,6 +93,7 @@ def make_trainer(cfg: Config, model, tok, rows_path: Path, output_dir: str):
 class MIGRPO(Method):
     """Online: the generate stage writes only the prompt pairs (x, x'); the policy samples while training."""
     name, samples = "mi-grpo", "prompts"
+    pair_fields = ("prompt", "negative_prompt")
 
     def check(self, cfg, task, items) -> str | None:
         if Sampling.of(cfg.generate).greedy:

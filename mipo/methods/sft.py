@@ -12,6 +12,7 @@ from .base import Method
 
 class SFTSelf(Method):
     name = "sft-self"
+    pair_fields = ("prompt", "chosen")
 
     def trainer(self, cfg, model, tok, rows: Path, output_dir: str, ref_model=None):
         from datasets import Dataset
