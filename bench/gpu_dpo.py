@@ -106,7 +106,7 @@ def run_arm(arm, model_dir: Path, pairs: Path, args, device) -> dict:
         tokens = {h["step"]: h["num_tokens"] for h in trainer.state.log_history if "num_tokens" in h}
         n, w = trainer.state.global_step, args.warmup_steps
         timed = steps.ends[-1] - steps.ends[w - 1]
-        used = {"gradient_checkpointing": trainer.args.gradient_checkpointing,
+        used = {"gradient_checkpointing": trainer.args.activation_checkpointing,
                 "precompute_ref_log_probs": trainer.args.precompute_ref_log_probs,
                 "reference_copy": trainer.ref_model is not None, "bf16": trainer.args.bf16,
                 "use_liger_kernel": trainer.args.use_liger_kernel, "torch_compile": trainer.args.torch_compile}

@@ -33,7 +33,7 @@ def run_arm(arm: str, pairs: Path, steps: int, batch: int):
         if arm.startswith("mipo"):
             args = dpo_config(cfg, out, on_cuda=False)
             if arm != "mipo":  # mipo's config with checkpointing flipped: what that one choice is worth here
-                args.gradient_checkpointing = not args.gradient_checkpointing
+                args.activation_checkpointing = not args.activation_checkpointing  # the name the Trainer reads
         else:  # TRL defaults, fp32
             args = DPOConfig(output_dir=out, bf16=False, use_cpu=True, per_device_train_batch_size=batch,
                              report_to="none", save_strategy="no", seed=cfg.seed, data_seed=cfg.seed)  # same batches
@@ -62,7 +62,8 @@ def main():
     # LoRA DPO per token: policy forward 2N + backward through activations ~2N (frozen weights: no weight
     # gradients) + reference forward 2N = 6N FLOPs
     limit = peak * 1e9 / (6 * n)
-    flipped = "mipo-checkpointing-" + ("off" if dpo_config(Config(), "/tmp", on_cuda=False).gradient_checkpointing else "on")
+    on = dpo_config(Config(), "/tmp", on_cuda=False).activation_checkpointing
+    flipped = "mipo-checkpointing-" + ("off" if on else "on")
     res = interleave({arm: (lambda r, arm=arm: run_arm(arm, args.pairs, args.steps, args.batch_size)[0])
                       for arm in ("trl-defaults-fp32", "mipo", flipped)}, args.rounds)
     med = {k: statistics.median(v) for k, v in res.items()}

@@ -15,6 +15,7 @@ from contextlib import contextmanager
 from dataclasses import fields
 from pathlib import Path
 
+from . import progress
 from .config import LIMITS, SECTIONS, TOP_LEVEL, Config, check_limits
 from .io import MipoError, causes
 from .recipe import apply_overrides, load_recipe
@@ -71,19 +72,22 @@ def main(argv: list[str] | None = None) -> int:
                                      "mutual information (MIPO): pairs from the model's own samples, then DPO.")
     sub = parser.add_subparsers(dest="command", required=True)
     for name, help_ in STAGES.items():
-        add_config_flags(sub.add_parser(name, help=help_, description=help_))
+        add_config_flags(stage := sub.add_parser(name, help=help_, description=help_))
+        stage.add_argument("--verbose", action="store_true", help="the libraries' own warnings, logs and progress "
+                           "bars, and each training step's numbers, as they print them (default: mipo's lines only)")
     ns, unknown = parser.parse_known_args(argv)
     if unknown:
         parser.exit(2, f"mipo: error: {unknown_flag(unknown[0])}\n")
     from .models import keep_freed_memory
 
     keep_freed_memory()
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s mipo %(levelname)s %(message)s", datefmt="%H:%M:%S")
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s mipo %(levelname)s %(message)s", datefmt="%H:%M:%S",
+                        handlers=[progress.LineHandler()])  # above the live progress lines, not through them
     for noisy in ("httpx", "httpx2", "openai", "urllib3", "filelock"):  # one line per HTTP request otherwise
         logging.getLogger(noisy).setLevel(logging.WARNING)
     cfg = None
     try:
-        with preemptible():
+        with preemptible(), progress.quiet(ns.verbose):
             cfg = config_from_args(ns)
             from . import pipeline
             from .methods import get_method
@@ -112,11 +116,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"mipo: error: {why}; finished work is kept in {cfg.run_dir}: free space (or fix the disk) and run the "
               f"same command again to resume", file=sys.stderr)
         return 2
-    if ns.command in ("run", "report"):
-        print_summary(Path(cfg.run_dir))
-    if ns.command == "compare":
-        print_compare(Path(cfg.run_dir))
-    print(f"outputs: {result}")
+    if ns.command in ("run", "evaluate", "report", "compare"):  # the table, then where the report is
+        from .report.terminal import print_compare, print_summary
+
+        (print_compare if ns.command == "compare" else print_summary)(Path(cfg.run_dir))
+    else:
+        print(f"outputs: {result}")
     return 0
 
 
@@ -190,58 +195,10 @@ def unknown_flag(flag: str) -> str:
     """"unknown flag --train.betta; did you mean --train.beta?" (every stage takes the same flags: the config's)."""
     import difflib
 
-    known = ["--config", "--help"] + [f"--{n.replace('_', '-')}" for n in TOP_LEVEL]
+    known = ["--config", "--help", "--verbose"] + [f"--{n.replace('_', '-')}" for n in TOP_LEVEL]
     known += [f"--{section}.{f.name}" for section, cls in SECTIONS.items() for f in fields(cls)]
     near = difflib.get_close_matches(flag.split("=")[0], known, n=1)
     return f"unknown flag {flag}" + (f"; did you mean {near[0]}?" if near else "; see mipo <stage> --help")
-
-
-def print_summary(run_dir: Path) -> None:
-    import json
-
-    from rich.console import Console
-    from rich.table import Table
-
-    from .report import table_header, table_rows
-
-    metrics = json.loads((run_dir / "metrics.json").read_text())
-    what = "base vs trained" if "trained" in metrics["models"] else "base model"
-    table = Table(title=f"mipo {metrics['task']}: {what} on {metrics['n_items']} held-out items")
-    for col in table_header(metrics, counts=False):
-        table.add_column(col, justify="left" if col == "metric" else "right")
-    for row in table_rows(metrics, counts=False):
-        table.add_row(*row)
-    console = Console()
-    console.print(table)
-    p = metrics.get("paired")
-    if p and p["share_trained_higher"] is not None:
-        console.print(f"trained > base on {p['metric']} for {p['share_trained_higher']:.0%} of items")
-    console.print(f"run directory: {run_dir.resolve()}")
-
-
-def print_compare(run_dir: Path) -> None:
-    import json
-
-    from rich.console import Console
-    from rich.table import Table
-
-    from .report import cell
-
-    result = json.loads((run_dir / "compare.json").read_text())
-    pm = result["primary_metric"]
-    table = Table(title=f"mipo compare {result['task']}: {result['n_items']} held-out items, seeds {result['seeds']}")
-    for col in ("method", f"{pm} [95% CI]", "Δ vs prompting [95% CI]", "self-BLEU-4"):
-        table.add_column(col, justify="left" if col == "method" else "right")
-    for m in result["method_order"]:
-        e = result["methods"][m]
-        r = e["metrics"][pm]
-        table.add_row(m, cell(r["mean"], r["ci"]), cell(r.get("delta"), r.get("delta_ci")) if "delta" in r else "—",
-                      cell(e["metrics"]["self_bleu4"]["mean"]))
-    console = Console()
-    console.print(table)
-    for k, v in result.get("failures", {}).items():
-        console.print(f"[red]failed[/red] {k}: {v}")
-    console.print(f"run directory: {run_dir.resolve()}")
 
 
 if __name__ == "__main__":

@@ -20,7 +20,7 @@ from . import models, pipeline
 from .config import Config
 from .io import MipoError, atomic_path, write_json, write_jsonl, write_text
 from .methods import get_method
-from .preflight import check_servers
+from .preflight import check_eval_engine, check_servers
 from .rundir import RunDir, drop_partial
 from .tasks import get_task
 
@@ -105,6 +105,7 @@ def compare(cfg: Config) -> Path:
     methods, seeds = parse_lists(cfg)
     # every server the methods will call, now: train_all records a failing method and goes on to the next
     check_servers(cfg, engine=any(get_method(m).samples for m in methods))
+    check_eval_engine(cfg, reach=False, trained=len(seeds) * sum(get_method(m).trains for m in methods))
     root = Path(cfg.run_dir)
     t0 = time.perf_counter()
     failures = train_all(cfg, methods, seeds)

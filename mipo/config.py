@@ -85,8 +85,9 @@ class GenerateArgs:
 # run with more concurrency resumes the same run. The engine fields are left out entirely for the default engine.
 OPERATIONAL = {"generate": ("base_url", "api_key_env", "max_concurrency", "timeout_s", "max_retries", "max_retry_s",
                             "tensor_parallel_size", "gpu_memory_utilization"),
-               "train": ("gradient_checkpointing", "precompute_ref", "report_to")}
-ENGINE_ONLY = {"generate": ("engine", "api_model")}
+               "train": ("gradient_checkpointing", "precompute_ref", "report_to"),
+               "evaluate": ("base_url", "trained_base_url")}
+ENGINE_ONLY = {"generate": ("engine", "api_model"), "evaluate": ("engine", "base_model_name", "trained_model_name")}
 # Fields added after run directories existed: left out of fingerprints at these defaults, so those runs still resume.
 LATER = {"task.prompt_style": "mipo", "task.extraction": "mipo", "train.adam_beta2": 0.999,
          "train.lr_scheduler": "linear", "train.min_lr_ratio": 0.1, "train.warmup_ratio": 0.0,
@@ -129,10 +130,6 @@ class TrainArgs:
     # <run_dir>`); wandb, trackio and mlflow get the evaluation's means too, each set up by its own env variables
     report_to: str = "none"
 
-    def trl_report_to(self, output_dir: str) -> list[str]:
-        """TRL's report_to for a trainer writing checkpoints to `output_dir` (mipo.tracking.report_to)."""
-        return tracking.report_to(self.report_to, output_dir)
-
 
 @dataclass
 class EvalArgs:
@@ -140,6 +137,18 @@ class EvalArgs:
     top_p: float = 1.0
     max_new_tokens: int = 128  # tokens per evaluated response
     batch_size: int = 32  # prompts decoded together (scoring uses a quarter of it)
+    # Engine that samples the base and trained models' responses (mipo/inference/): hf = in process; openai = an
+    # OpenAI-compatible server serving both under the names below (vLLM serve: --lora-modules), or two servers;
+    # vllm = in-process vLLM, a LoRA adapter as a LoRARequest (CUDA). API key, concurrency, timeout and retries:
+    # generate's; vllm's GPUs: generate's. Scoring that needs log-probs (cond. MI, fluency, InfoNCE, log-likelihood
+    # accuracy) runs in process whatever the engine; so do pmi-decode's answers (every step needs the logits)
+    engine: str = "hf"
+    base_url: str | None = None  # openai: the server of the base model (and of the trained one); None = generate's
+    trained_base_url: str | None = None  # openai: the trained model's server, if another one; None = base_url
+    base_model_name: str | None = None  # openai: the base model's served name; None = generate.api_model
+    # openai: the trained model's served name (needed unless only the base model is evaluated); a `{name}` in it is
+    # replaced by the evaluated model's name: trained, or in `mipo compare` method/seed (mipo/seed0, ...)
+    trained_model_name: str | None = None
     base_only: bool = False  # evaluate the base model alone (no run_dir/train needed)
     bootstrap: int = 1000  # resamples for the 95% confidence intervals (0 = none)
     mi_negatives: int = 7  # InfoNCE MI: K other prompts each response is scored against (0 = skip)
@@ -240,6 +249,7 @@ LIMITS = {
     "train.report_to": (tracking.valid, f"none or comma-separated names of {', '.join(tracking.TRACKERS)}"),
     "evaluate.temperature": _at_least(0), "evaluate.top_p": _in(0, 1, lo_open=True),
     "evaluate.max_new_tokens": _at_least(1), "evaluate.batch_size": _at_least(1), "evaluate.bootstrap": _at_least(0),
+    "evaluate.engine": _one_of("hf", "openai", "vllm"),
     "evaluate.mi_negatives": _at_least(0), "evaluate.judge": _one_of("none", "local", "openai"),
     "evaluate.judge_max_new_tokens": _at_least(1), "evaluate.judge_mode": _one_of("whole", "per_preference"),
 }

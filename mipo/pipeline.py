@@ -11,14 +11,14 @@ import shutil
 import time
 from pathlib import Path
 
-from . import models, tracking
+from . import models, progress, tracking
 from .config import Config
 from .distributed import is_main, single_process_only
 from .inference.hf import prompt_ids, prompt_text
 from .io import MipoError, read_jsonl, write_json, write_jsonl
 from .methods import SampleContext, get_method
 from .pair import diagnose
-from .preflight import check_pairs, check_servers, refuse_special_tokens
+from .preflight import check_eval_engine, check_pairs, check_servers, refuse_special_tokens
 from .rundir import RunDir
 from .tasks import get_task
 
@@ -59,6 +59,7 @@ def protocol_options(cfg: Config, task) -> None:
             raise MipoError(f"{key}: task {task.name} has no paper variant (only {have})")
 
 
+@progress.stage("generate")  # one line of progress for the stage
 def generate(cfg: Config):
     method, rd = get_method(cfg.method), RunDir(cfg)
     single_process_only("generate")
@@ -101,6 +102,7 @@ def describe_pairs(stats: dict) -> str:
     return sides + (f" — {contrast}" if contrast else "")
 
 
+@progress.stage("train")
 def train(cfg: Config):
     from .train import train_model_args
 
@@ -130,6 +132,7 @@ def train(cfg: Config):
         return rd.train
 
 
+@progress.stage("evaluate")
 def evaluate(cfg: Config):
     from .evaluation import Candidate
     from .evaluation.judge import check_config
@@ -141,6 +144,7 @@ def evaluate(cfg: Config):
         return rd.metrics
     check_config(cfg.evaluate)
     check_servers(cfg, engine=False)  # the judge's server, before any response is sampled
+    check_eval_engine(cfg)  # evaluate.engine's settings and servers, likewise
     base_only = cfg.evaluate.base_only or not (method.trains or method.guided)  # prompting: the base model
     if not base_only and method.trains and not rd.train.is_dir():
         raise MipoError(f"{rd.train}: not found; run `mipo train` first (or evaluate the base model "
@@ -162,10 +166,12 @@ def evaluate(cfg: Config):
 def _evaluate(cfg: Config, rd: RunDir, task, items, base, candidates, base_only: bool, t0: float):
     from .evaluation import evaluate_models
     from .evaluation.aggregate import response_rows, run_metrics
+    from .evaluation.sampler import summary as sampling_summary
 
     responses, per_item, scorer = evaluate_models(cfg, task, items, base, candidates, rd.partial("evaluate"))
     metrics = run_metrics(task, items, responses, per_item, cfg.evaluate.bootstrap, cfg.seed)
     metrics["items"] = task.drawn[cfg.task.eval_split]
+    metrics["sampling"] = sampling_summary(cfg, candidates)  # which engine sampled; what ran in process
     method = get_method(cfg.method)
     if not base_only and (method.guided or method.samples == "pmi"):  # which rule made the answers, or the samples
         metrics["pmi"] = {"method": method.name, "alpha": cfg.generate.pmi_alpha,
@@ -210,6 +216,7 @@ def run(cfg: Config):
 
     check_config(cfg.evaluate)  # a judge that cannot run should fail now, not after training
     check_servers(cfg, engine=False)
+    check_eval_engine(cfg, reach=False)  # its servers serve the trained model only once it is trained
     generate(cfg)
     with RunDir(cfg).lock():  # held from here to the report: no other mipo slips in between the stages
         train(cfg)

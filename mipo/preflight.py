@@ -5,7 +5,8 @@ one line that names the file, line and field, or the setting:
   tokens wherever they stand, so `<|im_end|>\\n<|im_start|>assistant\\n…` inside a request is an assistant turn
   forged in the prompt the model is trained and scored on (`task.allow_special_tokens` lets them through, logged);
 - the pairs `mipo train` reads: every line parses and holds the method's fields, found before the weights load;
-- the servers a stage calls (the openai engine's, the judge's): one cheap request each, before any sampling.
+- the servers a stage calls (the openai engine's, the judge's, evaluate.engine's): one cheap request each, before any
+  sampling.
 """
 from __future__ import annotations
 
@@ -137,3 +138,22 @@ def check_servers(cfg: Config, engine: bool = True, judge: bool = True) -> None:
         from .inference.openai import probe
 
         probe(e.judge_base_url, "evaluate.judge_base_url", e.judge_api_key_env, "evaluate.judge_api_key_env")
+
+
+def check_eval_engine(cfg: Config, reach: bool = True, trained: int | None = None) -> None:
+    """evaluate.engine's settings before any work and, with `reach`, its servers (one cheap request each).
+    `trained`: how many trained models evaluation samples (None = cfg.method's: 0 or 1). `mipo run` and `mipo
+    compare` check the settings alone up front (reach False): the trained model is served once it is trained."""
+    from .evaluation.sampler import check, served
+    from .methods import get_method
+
+    if trained is None:
+        trained = int(not cfg.evaluate.base_only and get_method(cfg.method).trains)
+    check(cfg, trained)
+    if reach and cfg.evaluate.engine == "openai":
+        from .inference.openai import probe
+
+        s = served(cfg, trained)
+        urls = {s.base_url: s.base_setting, **({s.trained_url: s.trained_setting} if trained else {})}
+        for url, setting in urls.items():
+            probe(url, setting, cfg.generate.api_key_env, "generate.api_key_env")

@@ -14,6 +14,8 @@ from pathlib import Path
 
 import torch
 
+from . import tracking
+from .callbacks import attach
 from .config import Config
 from .io import MipoError, atomic_path, read_jsonl
 
@@ -31,13 +33,13 @@ def trl_args(cfg: Config, config_cls, output_dir: str, on_cuda: bool, checkpoint
         per_device_train_batch_size=t.batch_size, gradient_accumulation_steps=t.grad_accum,
         seed=cfg.seed, data_seed=cfg.seed,
         # TRL defaults to bf16. bf16 matrix products on a CPU are far slower than fp32, so fp32 there.
-        bf16=on_cuda and torch.cuda.is_bf16_supported(), fp16=False, gradient_checkpointing=checkpointing,
+        bf16=on_cuda and torch.cuda.is_bf16_supported(), fp16=False, activation_checkpointing=checkpointing,
         use_cpu=not on_cuda, adam_beta2=t.adam_beta2, lr_scheduler_type=t.lr_scheduler,
         # transformers reads a float warmup_steps in [0, 1) as a share of the steps (its warmup_ratio is gone)
         warmup_steps=t.warmup_ratio if t.warmup_ratio > 0 else 0,
         lr_scheduler_kwargs={"min_lr_rate": t.min_lr_ratio} if t.lr_scheduler == "cosine_with_min_lr" else None,
         logging_steps=1, save_strategy="steps", save_steps=t.save_steps, save_total_limit=2,
-        report_to=t.trl_report_to(output_dir), disable_tqdm=False, dataloader_num_workers=0,
+        report_to=tracking.report_to(t.report_to, output_dir), disable_tqdm=False, dataloader_num_workers=0,
     )
     return config_cls(**{**kwargs, **extra})
 
@@ -224,27 +226,6 @@ def merge_from_disk(cfg: Config, adapter_dir: Path, out: Path, base_dir: str | N
 TRAINING: list[list[int]] = []  # where the CLI's SIGTERM/SIGHUP handler notes a signal while `fit` trains
 
 
-def stop_on_signal(acc, noted: list[int]):
-    """A TrainerCallback: after the step in which a signal was noted (not acted on inside torch code) on
-    any process, every process's trainer saves a normal checkpoint through its own saving path and stops."""
-    from transformers import TrainerCallback
-
-    class StopOnSignal(TrainerCallback):
-        stopped = False
-
-        def on_step_end(self, args, state, control, **kwargs):
-            if noted and not self.stopped:
-                acc.set_trigger()
-            if not self.stopped and acc.check_trigger():  # a signal on any process: all stop at this step
-                self.stopped = control.should_save = control.should_training_stop = True
-                noted[:] = noted or [signal.SIGTERM]
-                if acc.is_main_process:
-                    log.warning("train: %s: saving a checkpoint at step %d of %d in %s, then stopping",
-                                signal.Signals(noted[0]).name, state.global_step, state.max_steps, args.output_dir)
-
-    return StopOnSignal()
-
-
 def fit(cfg: Config, trainer, tok, out_dir: Path, fingerprint: str) -> dict:
     """Train and save: LoRA adapter in `out_dir/adapter` (+ `out_dir/merged` on request) or the full model in
     `out_dir/model`. Checkpoints go to the trainer's output_dir (`out_dir/checkpoints`), stamped with `fingerprint`.
@@ -261,7 +242,7 @@ def fit(cfg: Config, trainer, tok, out_dir: Path, fingerprint: str) -> dict:
     if resume:
         log.info("resuming training from %s", resume)
     TRAINING.append(noted := [])
-    trainer.add_callback(stop_on_signal(acc, noted))
+    attach(trainer, noted, out_dir / "log.jsonl")  # mipo's progress line, train/log.jsonl, the signal stop
     try:
         result = trainer.train(resume_from_checkpoint=resume)
     finally:

@@ -351,7 +351,7 @@ def test_vllm_engine_wiring_with_a_stand_in_module(monkeypatch, tmp_path):
             calls["init"] = kw
             calls["chat"] = []
 
-        def chat(self, messages, params, use_tqdm=False):
+        def chat(self, messages, params, use_tqdm=False, lora_request=None):
             calls["chat"].append((messages, [p.kw for p in params]))
             out = types.SimpleNamespace
             return [out(outputs=[out(text=f" reply to {m[-1]['content'][:10]} ")]) for m in messages]

@@ -7,7 +7,7 @@ import pytest
 
 ROOT = Path(__file__).parents[1] / "mipo"
 # lowest first: a module may import its own layer and the layers before it, never one after it
-LAYERS = ["io", "seeds", "behaviour", "tracking", "config", "recipe", "distributed", "models", "inference", "tasks", "pair", "train", "evaluation",
+LAYERS = ["io", "progress", "seeds", "behaviour", "tracking", "config", "recipe", "distributed", "models", "inference", "tasks", "pair", "callbacks", "train", "evaluation",
           "methods", "report", "rundir", "preflight", "pipeline", "compare", "cli", "__main__", "__init__"]
 MAX_MODULE_LINES, MAX_FUNCTION_LINES = 300, 60
 

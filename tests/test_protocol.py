@@ -473,7 +473,7 @@ def test_new_settings_at_their_defaults_leave_old_fingerprints_alone():
     import hashlib
     import json
 
-    from mipo.config import LATER
+    from mipo.config import ENGINE_ONLY, LATER, OPERATIONAL
 
     cfg = Config()
     d = cfg.to_dict()
@@ -483,12 +483,12 @@ def test_new_settings_at_their_defaults_leave_old_fingerprints_alone():
         del d[section][name]
     for name in ("eval_draw", "eval_seed"):  # added too, and moot (not hashed) while n_eval takes every item
         del d["task"][name]
-    for name in ("gradient_checkpointing", "precompute_ref"):  # speed only: never hashed (config.OPERATIONAL)
-        del d["train"][name]
-    old = {k: d[k] for k in ("model", "seed", "task", "train", "evaluate")}
-    old["generate"] = {k: v for k, v in d["generate"].items() if k not in (
-        "base_url", "api_key_env", "max_concurrency", "timeout_s", "max_retries", "max_retry_s", "tensor_parallel_size",
-        "gpu_memory_utilization", "engine", "api_model")}
+    # Where and how fast responses are made is never hashed (config.OPERATIONAL), nor the engine's fields while the
+    # engine is the in-process default (config.ENGINE_ONLY): a run resumes on another server or tracker.
+    for section, names in {**OPERATIONAL, **{s: OPERATIONAL.get(s, ()) + n for s, n in ENGINE_ONLY.items()}}.items():
+        for name in names:
+            del d[section][name]
+    old = {k: d[k] for k in ("model", "seed", "task", "generate", "train", "evaluate")}
     want = hashlib.sha256(json.dumps(old, sort_keys=True).encode()).hexdigest()[:16]
     assert cfg.fingerprint("task", "generate", "train", "evaluate") == want
     for key, value in (("task.prompt_style", "paper"), ("train.lr_scheduler", "cosine_with_min_lr"),

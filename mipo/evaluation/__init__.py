@@ -1,14 +1,16 @@
 """Evaluation: responses and per-item scores for named models, and their aggregation, shared by `mipo evaluate`
 (base vs trained) and `mipo compare` (every method and seed).
 
-- `evaluate_models`: each named model answers the held-out items (same decoding) and is scored by `Scorer`
-  (score.py: the task's metrics, InfoNCE MI, the judge, all under the base model);
+- `evaluate_models`: each named model answers the held-out items (same decoding), sampled by evaluate.engine
+  (sampler.py: in process, a server, vLLM), and is scored by `Scorer` in process (score.py: the task's metrics,
+  InfoNCE MI, the judge, all under the base model);
 - aggregate.py: means, CIs, paired differences, the per-item response rows;
 - stats.py: bootstrap intervals; judge.py: the LLM judge. The plain-text measures of a response are
   mipo/behaviour.py (the tasks use them too).
 """
 from __future__ import annotations
 
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,6 +20,7 @@ from ..inference.adapters import trained_engine
 from ..inference.hf import HFEngine
 from ..seeds import derive
 from ..tasks.base import Item, Task
+from .sampler import Samplers
 from .score import Scorer
 
 
@@ -33,20 +36,25 @@ def evaluate_models(cfg: Config, task: Task, items: list[Item], base: HFEngine, 
                     resume_dir: Path | None = None) -> tuple[dict[str, list[str]], dict[str, list[dict]], Scorer]:
     """Responses and per-item scores of every candidate, in order. One copy of the base weights: a LoRA adapter
     goes on and comes off it; a full fine-tune is loaded beside it and dropped after. Candidates that would
-    answer identically (the same weights with greedy decoding, or the same seed) are evaluated once."""
+    answer identically (the same weights with greedy decoding, or the same seed) are evaluated once. A trained model
+    whose answers another engine samples is loaded in process only if it scores its own log-likelihoods."""
     from .. import models
 
     e = cfg.evaluate
     sampling = Sampling.of(e)
     prompts = [task.messages(it) for it in items]
     scorer = Scorer(cfg, task, items, base, resume_dir)
+    samplers = Samplers(cfg, task, candidates)
     responses, per_item, done = {}, {}, {}
     for c in candidates:
         key = (c.train_dir, c.alpha, None if sampling.greedy else c.seed)
         if key not in done:
-            with trained_engine(base, c.train_dir, lambda p: models.load(cfg.model, p)[0]) as engine:
-                answers = sample(cfg, task, items, engine, prompts, c, resume_dir)
-                replies = model_extractions(cfg, task, engine, answers, c, resume_dir)
+            local = trained_engine(base, c.train_dir, lambda p: models.load(cfg.model, p)[0]) \
+                if samplers.in_process(c) else nullcontext()
+            with local as engine:
+                drawer = samplers.of(c, engine)
+                answers = sample(cfg, task, items, drawer, prompts, c, resume_dir)
+                replies = model_extractions(cfg, task, drawer, answers, c, resume_dir)
                 logliks = choice_logliks(cfg, task, engine, items, resume_dir)
             done[key] = (answers, scorer(answers, replies, logliks))
         responses[c.name], per_item[c.name] = done[key]

@@ -6,9 +6,9 @@ Work runs in batches of similar length (`run_batches`); each finished batch is l
 from __future__ import annotations
 
 import torch
-from tqdm.auto import tqdm
 
 from ..io import BatchLog, MipoError
+from ..progress import Bar
 from ..seeds import derive
 from . import Messages, Sampling
 from .adapters import weights_id
@@ -40,7 +40,7 @@ def run_batches(lengths: list[int], batch_size: int, log: BatchLog, fn, desc: st
     batches = [order[s:s + batch_size] for s in range(0, len(order), batch_size)]
     done = log.load()
     out: list = [None] * len(lengths)
-    with tqdm(total=len(lengths), desc=desc, unit="prompt", disable=desc is None) as bar:
+    with Bar(len(lengths), desc, "prompts") as bar:  # on the stage's one line (mipo/progress.py)
         for b, idx in enumerate(batches):
             if b not in done:
                 done[b] = fn(b, idx)

@@ -16,9 +16,8 @@ import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from typing import Any
 
-from tqdm.auto import tqdm
-
 from ..io import BatchLog, MipoError, causes
+from ..progress import Bar
 from ..seeds import derive
 from . import Messages, Sampling
 
@@ -170,7 +169,7 @@ class OpenAIEngine:
         pool = ThreadPoolExecutor(max_workers=self.max_concurrency, thread_name_prefix="mipo-openai")
         futures = {}
         try:
-            with tqdm(total=len(prompts), initial=len(done), desc=desc, unit="prompt", disable=desc is None) as bar:
+            with Bar(len(prompts), desc, "prompts", initial=len(done)) as bar:  # the stage's line (mipo/progress.py)
                 futures = {pool.submit(self._request, prompts[i], derive(seed, "request", i), sampling,
                                        want_logprobs): i for i in todo}
                 for fut in as_completed(futures):

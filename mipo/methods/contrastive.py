@@ -200,11 +200,11 @@ def make_trainer(cfg, model, tok, rows_path: Path, output_dir: str, loss: str | 
         # ZeRO-3 gathers parameters in the dtype of the first one: keep the adapter in the base model's dtype there
         # (TRL does the same), and LoRA under ZeRO-3 needs reentrant checkpointing (TRL, huggingface/trl#2514).
         model = get_peft_model(model, lora_config(cfg), **({"autocast_adapter_dtype": False} if zero3 else {}))
-        if zero3 and args.gradient_checkpointing:
+        if zero3 and args.activation_checkpointing:
             name = next(n for n in ("activation_checkpointing_kwargs", "gradient_checkpointing_kwargs")
                         if hasattr(args, n))  # transformers 5 renamed it; the old name is only read at init
             setattr(args, name, {**(getattr(args, name) or {}), "use_reentrant": True})
-        if args.gradient_checkpointing:  # frozen embeddings: checkpointed layers still need an input with grad
+        if args.activation_checkpointing:  # frozen embeddings: checkpointed layers still need an input with grad
             model.enable_input_require_grads()
     pad = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
     return ContrastiveTrainer(model=model, args=args, train_dataset=dataset, processing_class=tok,

@@ -69,6 +69,7 @@ def render_markdown(metrics: dict, config: dict, timings: dict, run_dir: Path | 
     out.write(f"Held-out items: {metrics.get('items', metrics['n_items'])}. " + (
         "The base model alone (evaluate.base_only).\n\n" if base_only else
         "Base = the model before training; trained = after training on its own samples.\n\n"))
+    out.write(sampling_note(metrics.get("sampling")))
     if metrics.get("pmi"):
         q = metrics["pmi"]
         out.write(f"{q['method']}: {q['of']} decoded by context-aware decoding, {q['rule']}, alpha {q['alpha']}, "
@@ -98,6 +99,19 @@ def render_markdown(metrics: dict, config: dict, timings: dict, run_dir: Path | 
     out.write("\n## Settings\n\n```yaml\n" + yaml.safe_dump(config, sort_keys=False) + "```\n")
     out.write("\n![before/after](plot.png)\n")
     return out.getvalue()
+
+
+def sampling_note(s: dict | None) -> str:
+    """Which engine sampled the responses (evaluate.engine) and what ran in process; '' for runs that predate it."""
+    if not s:
+        return ""
+    if s["engine"] == "hf":
+        return "Responses sampled in process (evaluate.engine hf), as every score.\n\n"
+    models = ", ".join(f"{name}: `{what}`" for name, what in s.get("served", {}).items())
+    local = f" {', '.join(s['in_process'])}: decoded in process (context-aware decoding)." if s["in_process"] else ""
+    return (f"Responses sampled by evaluate.engine {s['engine']}{f' ({models})' if models else ''}.{local} Scores "
+            f"that need log-probs (cond. "
+            f"MI, fluency, InfoNCE, log-likelihood accuracy) ran in process, on the weights.\n\n")
 
 
 def notes(metrics: dict) -> str:
