@@ -28,7 +28,7 @@ def args(model_dir, data, run_dir):
 
 
 class Mipo:
-    """`mipo <argv>` in a subprocess whose output is read as it comes: stdout carries one loss line per step."""
+    """`mipo <argv>` in a subprocess whose output is read as it comes; train/log.jsonl gets one line per step."""
 
     def __init__(self, *argv):
         # the default disposition of both signals, whatever the shell that started pytest set (nohup ignores SIGHUP)
@@ -39,6 +39,7 @@ class Mipo:
         self.proc = subprocess.Popen([sys.executable, "-m", "mipo", *argv], stdout=subprocess.PIPE,
                                      stderr=subprocess.PIPE, env={**os.environ, "PYTHONUNBUFFERED": "1"},
                                      preexec_fn=defaults)
+        self.run_dir = Path(argv[list(argv).index("--run-dir") + 1])
         self.out, self.err = bytearray(), bytearray()
         self.readers = [threading.Thread(target=self.read, args=(f, buf), daemon=True)
                         for f, buf in ((self.proc.stdout, self.out), (self.proc.stderr, self.err))]
@@ -51,7 +52,8 @@ class Mipo:
             buf += chunk
 
     def steps(self) -> int:
-        return bytes(self.out).count(b"{'loss':")
+        path = self.run_dir / "train" / "log.jsonl"
+        return len(path.read_text().splitlines()) if path.is_file() else 0
 
     def stop(self, when, sig) -> str:
         """Send `sig` as soon as `when()` holds; return stderr once the process has ended."""
