@@ -23,6 +23,18 @@ LABELS = {
     "accuracy_pmi": "accuracy by PMI of the choice, raw text: lm-eval acc_mutual_info (↑)",
     "model_extracted": "answers read by the model itself (rule found none)",
 }
+# the same in a terminal's column, which must leave room for the numbers (report/terminal.py)
+SHORT = {
+    "cond_mi": "cond. MI, nats (↑)", "cond_mi_per_token": "cond. MI / token (↑)", "infonce_mi": "InfoNCE MI (↑)",
+    "violation": "violations (↓)", "cue": "tailored cues (↑)", "parrot": "context repeated",
+    "broken": "broken (↓)", "rep4": "repeated 4-grams (↓)", "nontext": "non-text chars (↓)",
+    "fluency": "fluency, nats/token (↑)", "macro_accuracy": "macro accuracy (↑)", "judge_win": "judge win rate (↑)",
+    "judge_strict_win": "judge strict win (↑)", "judge_pairwise_win": "judge pairwise win (↑)",
+    "accuracy_loglik": "acc. by log-lik (↑)", "accuracy_loglik_norm": "acc. by log-lik/byte (↑)",
+    "accuracy_loglik_raw": "lm-eval acc (↑)", "accuracy_loglik_raw_norm": "lm-eval acc_norm (↑)",
+    "accuracy_pmi": "lm-eval acc_mutual_info (↑)", "model_extracted": "answers read by model",
+    "judge_unparsed": "judge unparsed",
+}
 # the order of a report's rows: what the user gets, what could fool it, the information measures, the rest
 ORDER = ("accuracy", "parsed", "accuracy_loglik_raw", "accuracy_loglik_raw_norm", "accuracy_pmi", "accuracy_loglik",
          "accuracy_loglik_norm", "model_extracted", "violation", "cue", "parrot",

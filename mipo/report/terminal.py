@@ -13,20 +13,7 @@ from rich.markup import escape
 from rich.measure import Measurement
 from rich.table import Table
 
-from .format import LABELS, LAST, cell, fmt, md_row, row_order
-
-# LABELS say in words what each measure is; these say it in a column that leaves room for the numbers
-SHORT = {
-    "cond_mi": "cond. MI, nats (↑)", "cond_mi_per_token": "cond. MI / token (↑)", "infonce_mi": "InfoNCE MI (↑)",
-    "violation": "violations (↓)", "cue": "tailored cues (↑)", "parrot": "context repeated",
-    "broken": "broken (↓)", "rep4": "repeated 4-grams (↓)", "nontext": "non-text chars (↓)",
-    "fluency": "fluency, nats/token (↑)", "macro_accuracy": "macro accuracy (↑)", "judge_win": "judge win rate (↑)",
-    "judge_strict_win": "judge strict win (↑)", "judge_pairwise_win": "judge pairwise win (↑)",
-    "accuracy_loglik": "acc. by log-lik (↑)", "accuracy_loglik_norm": "acc. by log-lik/byte (↑)",
-    "accuracy_loglik_raw": "lm-eval acc (↑)", "accuracy_loglik_raw_norm": "lm-eval acc_norm (↑)",
-    "accuracy_pmi": "lm-eval acc_mutual_info (↑)", "model_extracted": "answers read by model",
-    "judge_unparsed": "judge unparsed",
-}
+from .format import LABELS, LAST, SHORT, cell, fmt, md_row, row_order
 
 
 def label(key: str) -> str:
