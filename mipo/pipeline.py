@@ -40,10 +40,12 @@ def validate(cfg: Config, task, *groups: tuple[list, int]) -> str:
     if not limit:
         return path
     for items, max_new_tokens in groups:
-        for it, ids in zip(items, prompt_ids(tok, [task.messages(it) for it in items])):
-            if len(ids) + max_new_tokens > limit:
-                raise MipoError(f"{it.where}: prompt is {len(ids)} tokens; with max_new_tokens={max_new_tokens} it "
-                                f"exceeds the model's context of {limit} tokens")
+        for s in range(0, len(items), 1000):  # the token ids of 1,000 prompts at a time: memory bounded
+            chunk = items[s:s + 1000]
+            for it, ids in zip(chunk, prompt_ids(tok, [task.messages(i) for i in chunk])):
+                if len(ids) + max_new_tokens > limit:
+                    raise MipoError(f"{it.where}: prompt is {len(ids)} tokens; with max_new_tokens={max_new_tokens} "
+                                    f"it exceeds the model's context of {limit} tokens")
     return path
 
 
