@@ -15,6 +15,7 @@ from __future__ import annotations
 import importlib.util
 import logging
 from dataclasses import dataclass
+from pathlib import Path
 
 from ..config import Config
 from ..io import MipoError
@@ -78,7 +79,7 @@ class Samplers:
         self.cfg, self.task, self.kind = cfg, task, cfg.evaluate.engine
         trained = [c for c in candidates if c.train_dir is not None]
         self.served = served(cfg, len(trained)) if self.kind == "openai" else None
-        self.adapters = [c.train_dir / "adapter" for c in trained if (c.train_dir / "adapter").is_dir()]
+        self.adapters = [a for a in map(adapter_of, trained) if a is not None]
         self._vllm = None  # the one vLLM engine held, made on first use
         self._said = False
 
@@ -112,8 +113,7 @@ class Samplers:
         from .. import models
         from ..inference.vllm import VLLMEngine, lora_rank
 
-        adapter = c.train_dir / "adapter" if c.train_dir is not None else None
-        adapter = adapter if adapter is not None and adapter.is_dir() else None
+        adapter = adapter_of(c)
         full = c.train_dir is not None and adapter is None
         path = str(c.train_dir / "model") if full else models.resolve(self.cfg.model)
         if self._vllm is None or self._vllm.model_path != path:
@@ -138,9 +138,15 @@ def summary(cfg: Config, candidates) -> dict:
     return out
 
 
+def adapter_of(c) -> Path | None:
+    """A trained candidate's LoRA adapter (as mipo/train.py saves it); None for the base model or a full model."""
+    adapter = c.train_dir / "adapter" if c.train_dir is not None else None
+    return adapter if adapter is not None and adapter.is_dir() else None
+
+
 def vllm_weights(c) -> str:
     """What vLLM loads for a candidate, in words."""
     if c.train_dir is None:
         return "the base weights"
-    adapter = c.train_dir / "adapter"
-    return f"the base weights with {adapter} (LoRARequest)" if adapter.is_dir() else str(c.train_dir / "model")
+    adapter = adapter_of(c)
+    return f"the base weights with {adapter} (LoRARequest)" if adapter else str(c.train_dir / "model")

@@ -25,7 +25,7 @@ LABELS = {
 }
 # the same in a terminal's column, which must leave room for the numbers (report/terminal.py)
 SHORT = {
-    "cond_mi": "cond. MI, nats (↑)", "cond_mi_per_token": "cond. MI / token (↑)", "infonce_mi": "InfoNCE MI (↑)",
+    "cond_mi_per_token": "cond. MI / token (↑)", "infonce_mi": "InfoNCE MI (↑)",
     "violation": "violations (↓)", "cue": "tailored cues (↑)", "parrot": "context repeated",
     "broken": "broken (↓)", "rep4": "repeated 4-grams (↓)", "nontext": "non-text chars (↓)",
     "fluency": "fluency, nats/token (↑)", "macro_accuracy": "macro accuracy (↑)", "judge_win": "judge win rate (↑)",
@@ -35,6 +35,13 @@ SHORT = {
     "accuracy_pmi": "lm-eval acc_mutual_info (↑)", "model_extracted": "answers read by model",
     "judge_unparsed": "judge unparsed",
 }
+
+
+def short_label(key: str) -> str:
+    """A metric's name in a terminal's column: SHORT's, else LABELS', else the key."""
+    return SHORT.get(key, LABELS.get(key, key))
+
+
 # the order of a report's rows: what the user gets, what could fool it, the information measures, the rest
 ORDER = ("accuracy", "parsed", "accuracy_loglik_raw", "accuracy_loglik_raw_norm", "accuracy_pmi", "accuracy_loglik",
          "accuracy_loglik_norm", "model_extracted", "violation", "cue", "parrot",

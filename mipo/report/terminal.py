@@ -13,11 +13,8 @@ from rich.markup import escape
 from rich.measure import Measurement
 from rich.table import Table
 
-from .format import LABELS, LAST, SHORT, cell, fmt, md_row, row_order
-
-
-def label(key: str) -> str:
-    return SHORT.get(key, LABELS.get(key, key))
+from .format import LAST, cell, fmt, md_row, row_order
+from .format import short_label as label  # the column's name of a metric
 
 
 def run_table(metrics: dict) -> tuple[str, list[str], list[tuple[str, ...]]]:
