@@ -19,6 +19,7 @@ seed and over the seeds, and what changed in the trained models' choice log-prob
 
     .venv/bin/python bench/effect.py --study reasoning --root runs/arc            # train, evaluate, tables
     .venv/bin/python bench/effect.py --study reasoning --root runs/arc --point lr1e-4:train.learning_rate=1e-4
+    .venv/bin/python bench/effect.py --study reasoning --root runs/arc --sweep     # one line per point's model
 """
 from __future__ import annotations
 
@@ -95,20 +96,34 @@ def main():
     ap.add_argument("--point", action="append", default=[], help="name[:section.field=value,...]")
     ap.add_argument("--table", action="store_true", help="print the table of every finished point")
     ap.add_argument("--seeds", help="reasoning: the seeds to train and score (default: the recipe's compare.seeds)")
+    ap.add_argument("--sweep", action="store_true",
+                    help="reasoning: one row per trained model of every point under --root: its pairs' contrast "
+                         "beside its Δ vs base on each held-out set (reads the files; trains and scores nothing)")
     ap.add_argument("--no-train", action="store_true", help="reasoning: score only the models already trained")
     ap.add_argument("--heldout", action="append", default=None,
-                    help="reasoning: name=task:data:split (default: ARC-Easy validation with generated answers, "
-                         "ARC-Challenge test, from ../shared/data)")
+                    help="reasoning: name=task:data:split[:n] (default: ARC-Easy validation and ARC-Challenge "
+                         "test500 from ../shared/data, raw-text and PMI scoring; a name ending in +gen adds "
+                         "generated answers)")
     args = ap.parse_args()
     if args.study == "reasoning":
-        from effect_reasoning import study
+        from effect_reasoning import share_base, study
 
         recipe = args.recipe or str(ROOT / "recipes" / "arc.yaml")
         root = Path(args.root or ROOT / "runs" / "arc")
+        if args.sweep:
+            from effect_reasoning import sweep_table
+
+            print(sweep_table(root))
+            return
+        first = None
         for spec in args.point or [""]:
             name, _, flags = spec.partition(":")
-            print(study(recipe, root / name if name else root, flags, args.heldout, args.seeds, args.table,
-                        train=not args.no_train), flush=True)
+            here = root / name if name else root
+            if first and not args.table and not any(kv.startswith(("model.", "evaluate.")) for kv in flags.split(",")):
+                share_base(first, here)  # the base model is the same: score it once per sweep
+            print(study(recipe, here, flags, args.heldout, args.seeds, args.table, train=not args.no_train),
+                  flush=True)
+            first = first or here
         return
     recipe = args.recipe or str(ROOT / "recipes" / "demo.yaml")
     root = Path(args.root or ROOT / "runs" / "effect")

@@ -10,6 +10,7 @@ is scored on each held-out set by mipo/evaluation (the code of `mipo evaluate`):
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import sys
 from pathlib import Path
@@ -58,6 +59,18 @@ def study(recipe: str, root: Path, flags: str, heldout: list[str] | None, seeds:
     return "\n\n".join(out)
 
 
+def share_base(first: Path, root: Path) -> None:
+    """A later point of one sweep starts each held-out set's per_item.jsonl with the first point's base-model rows
+    (same model, items and scoring settings: bench/effect.py shares only then), so the base is scored once per
+    sweep, not once per point (~3.5 min a set on the 2-core CPU)."""
+    from mipo.io import write_jsonl
+
+    for src in first.glob("heldout/*/per_item.jsonl"):
+        dst = root / "heldout" / src.parent.name / "per_item.jsonl"
+        if not dst.exists():
+            write_jsonl(dst, [{**r, "models": {"base": r["models"]["base"]}} for r in read_jsonl(src)])
+
+
 def evaluate_set(cfg, trained: list[tuple[str, int]], task_name, data, split, n_eval: int | None, generated: bool,
                  out: Path) -> None:
     """The base and each trained (method, seed)'s per-item metrics on one held-out set (n_eval items drawn as the
@@ -80,6 +93,9 @@ def evaluate_set(cfg, trained: list[tuple[str, int]], task_name, data, split, n_
     items = task.load(ecfg.task, split)
     root = Path(cfg.run_dir)
     old = read_jsonl(out / "per_item.jsonl") if (out / "per_item.jsonl").exists() else None
+    if old and [r["id"] for r in old] != [it.id for it in items]:
+        raise SystemExit(f"{out / 'per_item.jsonl'}: scored on other items than {task_name}:{data}:{split} now "
+                         f"gives; move it aside to score this set afresh")
     done = set(old[0]["models"]) if old else set()
     candidates = [c for c in [Candidate("base", None, cfg.seed)] + [
         Candidate(f"{m}/seed{s}", root / m / f"seed{s}" / "train", s) for m, s in trained] if c.name not in done]
@@ -144,6 +160,40 @@ def render(name: str, rows: list[dict], methods: list[str], seeds: list[int]) ->
             out.append(f"| {meth}, {len(runs)} seeds pooled (bootstrap) | " + " | ".join(
                 pooled_cell([col[r][k] for r in runs], col["base"][k]) for k in keys[:3]) + " | |")
     out.append("\n" + why(rows, models_))
+    return "\n".join(out)
+
+
+def sweep_table(root: Path) -> str:
+    """One row per trained model of every point under root (a subdirectory with scored held-out sets, as
+    `--point name:flags` makes them): what its pairs held (mipo.pair.diagnose's pairs_stats.json: chosen vs rejected
+    answer right, parsed) beside its paired Δ vs base on each held-out set — can the pairs tell, before training,
+    which setting will gain?"""
+    from mipo.evaluation.stats import newcombe_paired_ci
+
+    points = sorted(p for p in root.iterdir() if p.is_dir() and list(p.glob("heldout/*/per_item.jsonl")))
+    order = [spec.partition("=")[0] for spec in DEFAULT_HELDOUT]  # the study's sets first, in its order
+    sets = sorted({f.parent.name for p in points for f in p.glob("heldout/*/per_item.jsonl")},
+                  key=lambda s: (order.index(s) if s in order else len(order), s))
+    head = ["point", "model", "pairs: right, chosen / rejected", "parsed, chosen / rejected"] + [
+        f"{s}: Δ {k}" for s in sets for k in ("acc", "acc_norm", "PMI")]
+    out = ["| " + " | ".join(head) + " |", "|---" * len(head) + "|"]
+    for p in points:
+        scored = {f.parent.name: read_jsonl(f) for f in p.glob("heldout/*/per_item.jsonl")}
+        for m in sorted({m for rows in scored.values() for m in rows[0]["models"]} - {"base"}):
+            stats_file = p / "samples" / f"pairs-seed{m.rsplit('seed', 1)[1]}" / "pairs_stats.json"
+            st = json.loads(stats_file.read_text()) if stats_file.exists() else None
+            row = [p.name, m] + ([f"{100 * st['chosen'][k]:.1f}% / {100 * st['rejected'][k]:.1f}%"
+                                  for k in ("accuracy", "parsed")] if st else ["—", "—"])
+            for s in sets:
+                rows = scored.get(s)
+                for k in ("accuracy_loglik_raw", "accuracy_loglik_raw_norm", "accuracy_pmi"):
+                    if not rows or m not in rows[0]["models"]:
+                        row.append("—")
+                        continue
+                    a, b = ([r["models"][x][k] for r in rows] for x in (m, "base"))
+                    ci = newcombe_paired_ci(a, b)
+                    row.append(f"{100 * (fmean(a) - fmean(b)):+.1f} [{100 * ci[0]:+.1f}, {100 * ci[1]:+.1f}]")
+            out.append("| " + " | ".join(row) + " |")
     return "\n".join(out)
 
 

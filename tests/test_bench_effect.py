@@ -41,3 +41,37 @@ def test_reasoning_study_tiny(tiny_model_dir, tmp_path):
     # the table is rebuilt from the files alone, with nothing trained or scored again
     again = subprocess.run(cmd + ["--table"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert again.returncode == 0 and "train:" not in again.stderr and table in again.stdout
+    # the sweep table: one row per trained model of each point under a root, its pairs' contrast beside its Δs
+    sweep = subprocess.run([sys.executable, "bench/effect.py", "--study", "reasoning", "--root", str(tmp_path),
+                            "--sweep"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert sweep.returncode == 0, sweep.stderr[-3000:]
+    rows = [line.split(" | ") for line in sweep.stdout.splitlines() if line.startswith("| arc |")]
+    assert [r[1] for r in rows] == sorted(names[1:])
+    stats = json.loads((tmp_path / "arc" / "samples" / "pairs-seed0" / "pairs_stats.json").read_text())
+    assert rows[0][2] == f"{100 * stats['chosen']['accuracy']:.1f}% / {100 * stats['rejected']['accuracy']:.1f}%"
+    assert all(len(r) == 4 + 6 and "—" not in r for r in rows)  # 3 Δs on each of the two held-out sets
+
+
+def test_sweep_scores_the_base_model_once(tiny_model_dir, tmp_path):
+    """Two points of one sweep: the second reuses the first's base-model rows (same model, items, scoring), so only
+    its trained model is scored."""
+    recipe = tmp_path / "arc.yaml"
+    recipe.write_text(yaml.safe_dump({
+        "model": {"name": str(tiny_model_dir)},
+        "task": {"name": "arc_easy", "data": str(FIXTURE), "negative": "random_prompt"},
+        "generate": {"temperature": 1.0, "max_new_tokens": 4, "batch_size": 8},
+        "train": {"batch_size": 2, "learning_rate": 1e-3},
+        "evaluate": {"max_new_tokens": 4, "mi_negatives": 0, "bootstrap": 0},
+        "compare": {"methods": "mipo", "seeds": "0"}}))
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+    cmd = [sys.executable, "bench/effect.py", "--study", "reasoning", "--recipe", str(recipe), "--root",
+           str(tmp_path / "sweep"), "--heldout", f"challenge=arc_challenge:{FIXTURE}:test:2",
+           "--point", "a", "--point", "b:generate.temperature=0.5"]
+    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    written = [line.split("written ")[1] for line in proc.stderr.splitlines() if "per_item.jsonl written" in line]
+    assert written == ["(base, mipo/seed0)", "(mipo/seed0)"]
+    rows = {p: [json.loads(x) for x in (tmp_path / "sweep" / p / "heldout" / "challenge" / "per_item.jsonl")
+                .read_text().splitlines()] for p in "ab"}
+    assert [r["models"]["base"] for r in rows["a"]] == [r["models"]["base"] for r in rows["b"]]
+    assert all(sorted(r["models"]) == ["base", "mipo/seed0"] for r in rows["b"])
