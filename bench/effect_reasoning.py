@@ -170,15 +170,16 @@ def sweep_table(root: Path) -> str:
     which setting will gain?"""
     from mipo.evaluation.stats import newcombe_paired_ci
 
-    points = sorted(p for p in root.iterdir() if p.is_dir() and list(p.glob("heldout/*/per_item.jsonl")))
+    scored_by_point = {p: {f.parent.name: read_jsonl(f) for f in p.glob("heldout/*/per_item.jsonl")}
+                       for p in sorted(root.iterdir()) if p.is_dir()}
+    scored_by_point = {p: sc for p, sc in scored_by_point.items() if sc}
     order = [spec.partition("=")[0] for spec in DEFAULT_HELDOUT]  # the study's sets first, in its order
-    sets = sorted({f.parent.name for p in points for f in p.glob("heldout/*/per_item.jsonl")},
+    sets = sorted({s for sc in scored_by_point.values() for s in sc},
                   key=lambda s: (order.index(s) if s in order else len(order), s))
     head = ["point", "model", "pairs: right, chosen / rejected", "parsed, chosen / rejected"] + [
         f"{s}: Δ {k}" for s in sets for k in ("acc", "acc_norm", "PMI")]
     out = ["| " + " | ".join(head) + " |", "|---" * len(head) + "|"]
-    for p in points:
-        scored = {f.parent.name: read_jsonl(f) for f in p.glob("heldout/*/per_item.jsonl")}
+    for p, scored in scored_by_point.items():
         for m in sorted({m for rows in scored.values() for m in rows[0]["models"]} - {"base"}):
             stats_file = p / "samples" / f"pairs-seed{m.rsplit('seed', 1)[1]}" / "pairs_stats.json"
             st = json.loads(stats_file.read_text()) if stats_file.exists() else None

@@ -12,20 +12,28 @@ ROOT = Path(__file__).parents[1]
 FIXTURE = ROOT / "tests" / "fixtures" / "arc.jsonl"
 
 
-def test_reasoning_study_tiny(tiny_model_dir, tmp_path):
+def tiny_recipe(tmp_path, model_dir, methods: str, seeds: str) -> Path:
+    """The study's recipe on the tiny model and the fixture set, shrunk to seconds a model."""
     recipe = tmp_path / "arc.yaml"
     recipe.write_text(yaml.safe_dump({
-        "model": {"name": str(tiny_model_dir)},
+        "model": {"name": str(model_dir)},
         "task": {"name": "arc_easy", "data": str(FIXTURE), "negative": "random_prompt"},
         "generate": {"temperature": 1.0, "max_new_tokens": 4, "batch_size": 8},
         "train": {"batch_size": 2, "learning_rate": 1e-3},
         "evaluate": {"max_new_tokens": 4, "mi_negatives": 0, "bootstrap": 0},
-        "compare": {"methods": "mipo,sft-self", "seeds": "0,1,2"}}))
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+        "compare": {"methods": methods, "seeds": seeds}}))
+    return recipe
+
+
+ENV = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+
+
+def test_reasoning_study_tiny(tiny_model_dir, tmp_path):
+    recipe = tiny_recipe(tmp_path, tiny_model_dir, "mipo,sft-self", "0,1,2")
     cmd = [sys.executable, "bench/effect.py", "--study", "reasoning", "--recipe", str(recipe), "--root",
            str(tmp_path / "arc"), "--seeds", "0,1", "--heldout", f"easy+gen=arc_easy:{FIXTURE}:test",
            "--heldout", f"challenge=arc_challenge:{FIXTURE}:test:2"]
-    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    proc = subprocess.run(cmd, cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     names = ["base", "mipo/seed0", "sft-self/seed0", "mipo/seed1", "sft-self/seed1"]
     for held, generated in (("easy+gen", True), ("challenge", False)):
@@ -39,11 +47,11 @@ def test_reasoning_study_tiny(tiny_model_dir, tmp_path):
         table = (tmp_path / "arc" / "heldout" / held / "table.md").read_text()
         assert table in proc.stdout and "2 seeds pooled" in table and "agrees with base PMI" in table
     # the table is rebuilt from the files alone, with nothing trained or scored again
-    again = subprocess.run(cmd + ["--table"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    again = subprocess.run(cmd + ["--table"], cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=600)
     assert again.returncode == 0 and "train:" not in again.stderr and table in again.stdout
     # the sweep table: one row per trained model of each point under a root, its pairs' contrast beside its Δs
     sweep = subprocess.run([sys.executable, "bench/effect.py", "--study", "reasoning", "--root", str(tmp_path),
-                            "--sweep"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+                            "--sweep"], cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=600)
     assert sweep.returncode == 0, sweep.stderr[-3000:]
     rows = [line.split(" | ") for line in sweep.stdout.splitlines() if line.startswith("| arc |")]
     assert [r[1] for r in rows] == sorted(names[1:])
@@ -55,19 +63,11 @@ def test_reasoning_study_tiny(tiny_model_dir, tmp_path):
 def test_sweep_scores_the_base_model_once(tiny_model_dir, tmp_path):
     """Two points of one sweep: the second reuses the first's base-model rows (same model, items, scoring), so only
     its trained model is scored."""
-    recipe = tmp_path / "arc.yaml"
-    recipe.write_text(yaml.safe_dump({
-        "model": {"name": str(tiny_model_dir)},
-        "task": {"name": "arc_easy", "data": str(FIXTURE), "negative": "random_prompt"},
-        "generate": {"temperature": 1.0, "max_new_tokens": 4, "batch_size": 8},
-        "train": {"batch_size": 2, "learning_rate": 1e-3},
-        "evaluate": {"max_new_tokens": 4, "mi_negatives": 0, "bootstrap": 0},
-        "compare": {"methods": "mipo", "seeds": "0"}}))
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+    recipe = tiny_recipe(tmp_path, tiny_model_dir, "mipo", "0")
     cmd = [sys.executable, "bench/effect.py", "--study", "reasoning", "--recipe", str(recipe), "--root",
            str(tmp_path / "sweep"), "--heldout", f"challenge=arc_challenge:{FIXTURE}:test:2",
            "--point", "a", "--point", "b:generate.temperature=0.5"]
-    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    proc = subprocess.run(cmd, cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     written = [line.split("written ")[1] for line in proc.stderr.splitlines() if "per_item.jsonl written" in line]
     assert written == ["(base, mipo/seed0)", "(mipo/seed0)"]
