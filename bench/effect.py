@@ -20,6 +20,7 @@ seed and over the seeds, and what changed in the trained models' choice log-prob
     .venv/bin/python bench/effect.py --study reasoning --root runs/arc            # train, evaluate, tables
     .venv/bin/python bench/effect.py --study reasoning --root runs/arc --point lr1e-4:train.learning_rate=1e-4
     .venv/bin/python bench/effect.py --study reasoning --root runs/arc --sweep     # one line per point's model
+    .venv/bin/python bench/effect.py --study reasoning --root runs/arc --record bench/results/arc.json --goal lr1e-4
 """
 from __future__ import annotations
 
@@ -99,6 +100,13 @@ def main():
     ap.add_argument("--sweep", action="store_true",
                     help="reasoning: one row per trained model of every point under --root: its pairs' contrast "
                          "beside its Δ vs base on each held-out set (reads the files; trains and scores nothing)")
+    ap.add_argument("--record", metavar="FILE",
+                    help="reasoning: add every scored model's per-item 0/1 outcomes under --root to FILE (JSON, "
+                         "created if absent; bench/results/arc.json is the project's), refusing a model or base "
+                         "whose outcomes differ from the recorded ones; trains and scores nothing")
+    ap.add_argument("--goal", nargs="?", const="", metavar="POINT",
+                    help="reasoning: issue 27's test of one point's mipo (no POINT: the study's own) against base "
+                         "and sft-self, per seed and pooled, read from --record's FILE (else from --root)")
     ap.add_argument("--no-train", action="store_true", help="reasoning: score only the models already trained")
     ap.add_argument("--heldout", action="append", default=None,
                     help="reasoning: name=task:data:split[:n] (default: ARC-Easy validation and ARC-Challenge "
@@ -110,6 +118,16 @@ def main():
 
         recipe = args.recipe or str(ROOT / "recipes" / "arc.yaml")
         root = Path(args.root or ROOT / "runs" / "arc")
+        if args.record or args.goal is not None:
+            from effect_reasoning import goal, outcomes, record
+
+            rec = record(root, Path(args.record)) if args.record else outcomes(root)
+            if args.record:
+                sizes = ", ".join(f"{name}: {len(s['models'])} models" for name, s in rec.items())
+                print(f"record: {args.record} ({sizes})")
+            if args.goal is not None:
+                print(goal(rec, args.goal))
+            return
         if args.sweep:
             from effect_reasoning import sweep_table
 

@@ -198,6 +198,104 @@ def sweep_table(root: Path) -> str:
     return "\n".join(out)
 
 
+def outcomes(root: Path) -> dict:
+    """Every scored model's per-item 0/1 outcomes under root: the study's own held-out sets and each sweep point's
+    (named "<point>/<method>/seed<s>"; the base model is "base"), as bench/results/ keeps them, since runs/ does not
+    outlive a machine and seeds scored in different sessions are pooled from the record.
+    Shape: {set: {"ids": [...], "models": {name: {measure: "0110…"}}}}."""
+    rec: dict = {}
+    for d in [root] + sorted(p for p in root.iterdir() if p.is_dir()):
+        for f in sorted(d.glob("heldout/*/per_item.jsonl")):
+            rows = read_jsonl(f)
+            add(rec, f.parent.name, [r["id"] for r in rows], {
+                m if m == "base" or d == root else f"{d.name}/{m}": {
+                    k: "".join(str(int(r["models"][m][k])) for r in rows) for k in HEADLINE if k in rows[0]["models"][m]}
+                for m in rows[0]["models"]}, f)
+    return rec
+
+
+def add(rec: dict, name: str, ids: list, models_: dict, source) -> None:
+    """Add one held-out set's models to a record. The same model scored on the same items gives the same bits in
+    every session, so other items, or a name (the base's too) whose outcomes differ from the recorded ones, mean
+    another model or scoring under one name: refused, naming the file."""
+    s = rec.setdefault(name, {"ids": ids, "models": {}})
+    if s["ids"] != ids:
+        raise SystemExit(f"{source}: {name} was scored on other items than the record's")
+    for m, v in models_.items():
+        if s["models"].setdefault(m, v) != v:
+            raise SystemExit(f"{source}: {name}: {m}'s outcomes differ from the record's (another model or another "
+                             f"scoring under the same name)")
+
+
+def record(root: Path, path: Path) -> dict:
+    """Merge root's outcomes into the record at path (written atomically; created if absent) and return it."""
+    from mipo.io import write_json
+
+    rec = json.loads(path.read_text()) if path.exists() else {}
+    for name, s in outcomes(root).items():
+        add(rec, name, s["ids"], s["models"], root)
+    write_json(path, rec)
+    return rec
+
+
+def goal(rec: dict, point: str) -> str:
+    """Issue 27's test of one setting, read from recorded outcomes: mipo against the base model and against sft-self
+    trained on the same pairs, per seed (paired Newcombe CI) and pooled over the seeds (each item's seed-mean
+    difference, percentile bootstrap CI), on every held-out set. Met when, over at least 3 seeds, the pooled raw-text
+    accuracy gain is above 0 (CI excluded) against both on every loglik-only set, and on the "+gen" sets (those
+    with generated answers) generated accuracy and parse rate do not fall (pooled CI not wholly below 0)."""
+    from mipo.evaluation.stats import bootstrap_ci, newcombe_paired_ci
+
+    pre = f"{point}/" if point else ""
+    out, verdict = [], []
+    for name, s in rec.items():
+        ms = {m: {k: [int(c) for c in b] for k, b in v.items()} for m, v in s["models"].items()}
+        seeds = sorted(int(m.rsplit("seed", 1)[1]) for m in ms if m.startswith(f"{pre}mipo/seed"))
+        if not seeds or "base" not in ms:
+            continue
+
+        def get(method, seed, k):
+            return ms["base"].get(k) if method == "base" else ms.get(f"{pre}{method}/seed{seed}", {}).get(k)
+
+        head = ["Δ points [95% CI]"] + [f"seed {x}" for x in seeds] + ["pooled (seeds: bootstrap)"]
+        out += [f"#### {name} ({len(s['ids'])} items), {pre or 'the study'}mipo\n", "| " + " | ".join(head) + " |",
+                "|---" * len(head) + "|"]
+        comparisons = [(k, "mipo", "base") for k in HEADLINE if get("mipo", seeds[0], k) is not None] + [
+            ("accuracy_loglik_raw", "sft-self", "base"), ("accuracy_loglik_raw", "mipo", "sft-self")]
+        for k, a, b in comparisons:
+            cells, diffs, used = [], [], []
+            for x in seeds:
+                after, before = get(a, x, k), get(b, x, k)
+                if after is None or before is None:
+                    cells.append("—")
+                    continue
+                ci = newcombe_paired_ci(after, before)
+                cells.append(f"{100 * (fmean(after) - fmean(before)):+.1f} [{100 * ci[0]:+.1f}, {100 * ci[1]:+.1f}]")
+                diffs.append([p - q for p, q in zip(after, before)])
+                used.append(x)
+            pooled, ci = None, None
+            if diffs:
+                per_item = [fmean(d[i] for d in diffs) for i in range(len(diffs[0]))]
+                pooled, ci = fmean(per_item), bootstrap_ci(per_item, 2000, 0) if len(diffs) > 1 else None
+                ci = ci or newcombe_paired_ci(get(a, used[0], k), get(b, used[0], k))
+            cells.append("—" if pooled is None else
+                         f"{100 * pooled:+.1f} [{100 * ci[0]:+.1f}, {100 * ci[1]:+.1f}] ({','.join(map(str, used))})")
+            out.append(f"| {a} − {b}, {k} | " + " | ".join(cells) + " |")
+            if k == "accuracy_loglik_raw" and a == "mipo" and not name.endswith("+gen"):  # +gen: answers judged
+                ok = pooled is not None and len(used) >= 3 and ci[0] > 0
+                verdict.append(f"{name}: mipo − {b} raw acc "
+                               + ("—" if pooled is None else f"{100 * pooled:+.1f} [{100 * ci[0]:+.1f}, "
+                                  f"{100 * ci[1]:+.1f}] over {len(used)} seeds") + ("" if ok else " ✗"))
+            if k in ("accuracy", "parsed") and ci and ci[1] < 0:
+                verdict.append(f"{name}: {k} (generated) falls {100 * pooled:+.1f} ✗")
+        out.append("")
+    gen = any("accuracy" in v for s in rec.values() for m, v in s["models"].items() if m.startswith(f"{pre}mipo/"))
+    met = bool(verdict) and gen and not any("✗" in v for v in verdict)
+    out.append(f"Goal ({pre or 'the study '}mipo): " + ("met" if met else "not met") + " — " + "; ".join(verdict)
+               + ("" if gen else "; generated accuracy and parse rate not scored (a +gen held-out set adds them)"))
+    return "\n".join(out)
+
+
 def why(rows: list[dict], models_: list[str]) -> str:
     """What changed in the models' choice log-probs (raw text), against the base model's:
     - agrees with base PMI: the share of items whose likeliest choice is the one the base model's PMI rule picks

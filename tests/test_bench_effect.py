@@ -6,6 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import yaml
 
 ROOT = Path(__file__).parents[1]
@@ -58,6 +59,19 @@ def test_reasoning_study_tiny(tiny_model_dir, tmp_path):
     stats = json.loads((tmp_path / "arc" / "samples" / "pairs-seed0" / "pairs_stats.json").read_text())
     assert rows[0][2] == f"{100 * stats['chosen']['accuracy']:.1f}% / {100 * stats['rejected']['accuracy']:.1f}%"
     assert all(len(r) == 4 + 6 and "—" not in r for r in rows)  # 3 Δs on each of the two held-out sets
+    # the per-item record (what bench/results/arc.json keeps across machines) and the goal check read from it
+    rec_cmd = [sys.executable, "bench/effect.py", "--study", "reasoning", "--root", str(tmp_path / "arc"),
+               "--record", str(tmp_path / "rec.json"), "--goal"]
+    for _ in range(2):  # recording the same models again adds nothing and refuses nothing
+        proc = subprocess.run(rec_cmd, cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=600)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+    rec = json.loads((tmp_path / "rec.json").read_text())
+    per_item = [json.loads(x) for x in (tmp_path / "arc" / "heldout" / "challenge" / "per_item.jsonl").read_text()
+                .splitlines()]
+    assert rec["challenge"]["ids"] == [r["id"] for r in per_item] and sorted(rec["challenge"]["models"]) == sorted(names)
+    assert rec["challenge"]["models"]["mipo/seed1"]["accuracy_pmi"] == "".join(
+        str(int(r["models"]["mipo/seed1"]["accuracy_pmi"])) for r in per_item)
+    assert "| mipo − sft-self, accuracy_loglik_raw |" in proc.stdout and "Goal (the study mipo): not met" in proc.stdout
 
 
 def test_sweep_scores_the_base_model_once(tiny_model_dir, tmp_path):
@@ -75,3 +89,40 @@ def test_sweep_scores_the_base_model_once(tiny_model_dir, tmp_path):
                 .read_text().splitlines()] for p in "ab"}
     assert [r["models"]["base"] for r in rows["a"]] == [r["models"]["base"] for r in rows["b"]]
     assert all(sorted(r["models"]) == ["base", "mipo/seed0"] for r in rows["b"])
+
+
+def test_goal_reads_the_record():
+    """The goal check from recorded 0/1 outcomes alone: met only when mipo beats base and sft-self, pooled over >= 3
+    seeds, on every loglik set, with generated accuracy not falling; a record refuses a model scored differently."""
+    sys.path.insert(0, str(ROOT / "bench"))
+    from effect_reasoning import add, goal
+
+    n = 400
+    base = "0" * 200 + "1" * 200
+    better = "1" * 60 + "0" * 140 + "1" * 200   # +15 points, nothing lost
+    models = {"base": {"accuracy_loglik_raw": base}}
+    for s in range(3):
+        models[f"p/mipo/seed{s}"] = {"accuracy_loglik_raw": better}
+        models[f"p/sft-self/seed{s}"] = {"accuracy_loglik_raw": base}
+    gen = {"base": {"accuracy": base, "parsed": base, "accuracy_loglik_raw": base},
+           **{f"p/mipo/seed{s}": {"accuracy": base, "parsed": better, "accuracy_loglik_raw": base} for s in range(3)}}
+    rec = {"easy": {"ids": list(range(n)), "models": models}, "easy+gen": {"ids": list(range(n)), "models": gen}}
+    text = goal(rec, "p")
+    assert "Goal (p/mipo): met" in text and "mipo − sft-self raw acc +15.0" in text
+    assert "| mipo − base, accuracy_loglik_raw | +15.0 [" in text and "(0,1,2) |" in text
+    # two seeds are not enough; a fall in generated accuracy fails it; sft-self as good as mipo fails it
+    two = {"easy": {"ids": rec["easy"]["ids"], "models": {k: v for k, v in models.items() if "seed2" not in k}}}
+    assert "over 2 seeds ✗" in goal(two, "p")
+    worse = "0" * 260 + "1" * 140
+    fell = {**rec, "easy+gen": {"ids": rec["easy"]["ids"], "models": {
+        **gen, "p/mipo/seed0": {**gen["p/mipo/seed0"], "accuracy": worse}}}}
+    assert "easy+gen: accuracy (generated) falls" in goal(fell, "p") and "not met" in goal(fell, "p")
+    same = {"easy": {"ids": rec["easy"]["ids"], "models": {
+        **models, **{f"p/sft-self/seed{s}": {"accuracy_loglik_raw": better} for s in range(3)}}}}
+    assert "mipo − sft-self raw acc +0.0" in goal(same, "p") and "not met" in goal(same, "p")
+    # the record: the same bits again are accepted, other bits under a recorded name or other items are refused
+    add(rec, "easy", list(range(n)), {"base": {"accuracy_loglik_raw": base}}, "again.jsonl")
+    with pytest.raises(SystemExit, match="other.jsonl: easy: base's outcomes differ"):
+        add(rec, "easy", list(range(n)), {"base": {"accuracy_loglik_raw": better}}, "other.jsonl")
+    with pytest.raises(SystemExit, match="scored on other items"):
+        add(rec, "easy", list(range(n - 1)), {}, "short.jsonl")
