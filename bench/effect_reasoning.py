@@ -159,6 +159,19 @@ def render(name: str, rows: list[dict], methods: list[str], seeds: list[int]) ->
         if len(runs) > 1:
             out.append(f"| {meth}, {len(runs)} seeds pooled (bootstrap) | " + " | ".join(
                 pooled_cell([col[r][k] for r in runs], col["base"][k]) for k in keys[:3]) + " | |")
+    fool = [k for k in ("words", "fluency", "rep4", "broken") if k in rows[0]["models"]["base"]]
+    if fool:  # generated answers: what could move accuracy and parse rate without the answers getting better
+        from mipo.evaluation.aggregate import paired
+
+        out += ["\nBeside the generated answers, Δ vs base [95% paired CI]: words per answer, fluency (the base "
+                "model's log-lik per token, nats), share of repeated 4-grams, broken answers (loops, non-text, empty):\n",
+                "| model | " + " | ".join(f"Δ {k}" for k in fool) + " |", "|---" * (len(fool) + 1) + "|"]
+        for m in models_[1:]:
+            cells = []
+            for k in fool:
+                d, ci = paired([r["models"][m][k] for r in rows], [r["models"]["base"][k] for r in rows], 1000, 0)
+                cells.append("n/a" if d is None else f"{d:+.3f}" + (f" [{ci[0]:+.3f}, {ci[1]:+.3f}]" if ci else ""))
+            out.append(f"| {m} | " + " | ".join(cells) + " |")
     out.append("\n" + why(rows, models_))
     return "\n".join(out)
 

@@ -47,6 +47,9 @@ def test_reasoning_study_tiny(tiny_model_dir, tmp_path):
                 assert len(m["_logliks"]["raw"]) == len(r["choice_chars"])
         table = (tmp_path / "arc" / "heldout" / held / "table.md").read_text()
         assert table in proc.stdout and "2 seeds pooled" in table and "agrees with base PMI" in table
+        beside = table.split("| Δ words | Δ fluency | Δ rep4 | Δ broken |")  # what could fool generated answers
+        assert len(beside) == (2 if generated else 1)
+        assert not generated or "| mipo/seed1 | " in beside[1].split("Where the change is")[0]
     # the table is rebuilt from the files alone, with nothing trained or scored again
     again = subprocess.run(cmd + ["--table"], cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=600)
     assert again.returncode == 0 and "train:" not in again.stderr and table in again.stdout
