@@ -85,8 +85,11 @@ def evaluate_set(cfg, trained: list[tuple[str, int]], task_name, data, split, n_
     from mipo.io import write_jsonl
     from mipo.tasks import get_task
 
+    # n_train too: a held-out set may be another task's train split (ARC-Challenge train, for a model trained on
+    # ARC-Easy), which the recipe's task.n_train (240 prompts) must not cut; from a train split n is the first n
     ecfg = dataclasses.replace(cfg, task=dataclasses.replace(cfg.task, name=task_name, data=data, eval_split=split,
-                                                             n_eval=n_eval, eval_draw="random", eval_seed=42))
+                                                             n_eval=n_eval, n_train=n_eval, eval_draw="random",
+                                                             eval_seed=42))
     if not generated:  # short raw-text contexts: wider scoring batches (a quarter of evaluate.batch_size) pay on CPU
         ecfg = dataclasses.replace(ecfg, evaluate=dataclasses.replace(ecfg.evaluate, batch_size=256))
     task = get_task(task_name, ecfg.task)

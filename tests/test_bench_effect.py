@@ -13,12 +13,12 @@ ROOT = Path(__file__).parents[1]
 FIXTURE = ROOT / "tests" / "fixtures" / "arc.jsonl"
 
 
-def tiny_recipe(tmp_path, model_dir, methods: str, seeds: str) -> Path:
+def tiny_recipe(tmp_path, model_dir, methods: str, seeds: str, n_train: int | None = None) -> Path:
     """The study's recipe on the tiny model and the fixture set, shrunk to seconds a model."""
     recipe = tmp_path / "arc.yaml"
     recipe.write_text(yaml.safe_dump({
         "model": {"name": str(model_dir)},
-        "task": {"name": "arc_easy", "data": str(FIXTURE), "negative": "random_prompt"},
+        "task": {"name": "arc_easy", "data": str(FIXTURE), "negative": "random_prompt", "n_train": n_train},
         "generate": {"temperature": 1.0, "max_new_tokens": 4, "batch_size": 8},
         "train": {"batch_size": 2, "learning_rate": 1e-3},
         "evaluate": {"max_new_tokens": 4, "mi_negatives": 0, "bootstrap": 0},
@@ -80,14 +80,16 @@ def test_reasoning_study_tiny(tiny_model_dir, tmp_path):
 def test_sweep_scores_the_base_model_once(tiny_model_dir, tmp_path):
     """Two points of one sweep: the second reuses the first's base-model rows (same model, items, scoring), so only
     its trained model is scored."""
-    recipe = tiny_recipe(tmp_path, tiny_model_dir, "mipo", "0")
+    recipe = tiny_recipe(tmp_path, tiny_model_dir, "mipo", "0", n_train=4)
     cmd = [sys.executable, "bench/effect.py", "--study", "reasoning", "--recipe", str(recipe), "--root",
            str(tmp_path / "sweep"), "--heldout", f"challenge=arc_challenge:{FIXTURE}:test:2",
-           "--point", "a", "--point", "b:generate.temperature=0.5"]
+           "--heldout", f"other-train=arc_challenge:{FIXTURE}:train", "--point", "a", "--point", "b:generate.temperature=0.5"]
     proc = subprocess.run(cmd, cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     written = [line.split("written ")[1] for line in proc.stderr.splitlines() if "per_item.jsonl written" in line]
-    assert written == ["(base, mipo/seed0)", "(mipo/seed0)"]
+    assert written == ["(base, mipo/seed0)"] * 2 + ["(mipo/seed0)"] * 2
+    # a held-out set from a train split is the whole split (the fixture's 8 rows cut 70/30: 5), not task.n_train's 4
+    assert len((tmp_path / "sweep" / "a" / "heldout" / "other-train" / "per_item.jsonl").read_text().splitlines()) == 5
     rows = {p: [json.loads(x) for x in (tmp_path / "sweep" / p / "heldout" / "challenge" / "per_item.jsonl")
                 .read_text().splitlines()] for p in "ab"}
     assert [r["models"]["base"] for r in rows["a"]] == [r["models"]["base"] for r in rows["b"]]
