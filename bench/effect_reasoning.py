@@ -305,6 +305,8 @@ def goal(rec: dict, point: str) -> str:
             if k in ("accuracy", "parsed") and ci and ci[1] < 0:
                 verdict.append(f"{name}: {k} (generated) falls {100 * pooled:+.1f} ✗")
         out.append("")
+    if not any(" raw acc " in v for v in verdict):
+        verdict.append("no loglik-only held-out set scores this point's mipo ✗")
     gen = any("accuracy" in v for s in rec.values() for m, v in s["models"].items() if m.startswith(f"{pre}mipo/"))
     met = bool(verdict) and gen and not any("✗" in v for v in verdict)
     out.append(f"Goal ({pre or 'the study '}mipo): " + ("met" if met else "not met") + " — " + "; ".join(verdict)
