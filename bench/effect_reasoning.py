@@ -123,22 +123,35 @@ def evaluate_set(cfg, trained: list[tuple[str, int]], task_name, data, split, n_
     logging.getLogger("mipo").info("reasoning study: %s written (%s)", out / "per_item.jsonl", ", ".join(per))
 
 
-def paired_cell(after: list[float], before: list[float]) -> str:
-    from mipo.evaluation.stats import gained_lost, newcombe_paired_ci
+def points(d: float, ci: list[float]) -> str:
+    return f"{100 * d:+.1f} [{100 * ci[0]:+.1f}, {100 * ci[1]:+.1f}]"
 
-    ci = newcombe_paired_ci(after, before)
+
+def short_cell(after: list[float], before: list[float]) -> str:
+    """Paired Δ in points with its Newcombe CI."""
+    from mipo.evaluation.stats import newcombe_paired_ci
+
+    return points(fmean(after) - fmean(before), newcombe_paired_ci(after, before))
+
+
+def paired_cell(after: list[float], before: list[float]) -> str:
+    from mipo.evaluation.stats import gained_lost
+
     gl = gained_lost(after, before)
-    d = fmean(after) - fmean(before)
-    return f"{100 * d:+.1f} [{100 * ci[0]:+.1f}, {100 * ci[1]:+.1f}] (+{gl['gained']}/−{gl['lost']}, p {gl['mcnemar_p']:.3f})"
+    return f"{short_cell(after, before)} (+{gl['gained']}/−{gl['lost']}, p {gl['mcnemar_p']:.3f})"
+
+
+def pooled(afters: list[list[float]], befores: list[list[float]]) -> tuple[float, list[float]]:
+    """Over the seeds: each item's mean over the seeds of (after − before) — before is the base model, or each seed's
+    own control — and its seeded percentile bootstrap CI."""
+    from mipo.evaluation.stats import bootstrap_ci
+
+    diffs = [fmean(a[i] - b[i] for a, b in zip(afters, befores)) for i in range(len(befores[0]))]
+    return fmean(diffs), bootstrap_ci(diffs, 2000, 0)
 
 
 def pooled_cell(afters: list[list[float]], before: list[float]) -> str:
-    """Over the seeds: each item's seed-averaged value minus the base's, with a seeded percentile bootstrap CI."""
-    from mipo.evaluation.stats import bootstrap_ci
-
-    diffs = [fmean(a[i] for a in afters) - before[i] for i in range(len(before))]
-    ci = bootstrap_ci(diffs, 2000, 0)
-    return f"{100 * fmean(diffs):+.1f} [{100 * ci[0]:+.1f}, {100 * ci[1]:+.1f}]"
+    return points(*pooled(afters, [before] * len(afters)))
 
 
 def render(name: str, rows: list[dict], methods: list[str], seeds: list[int]) -> str:
@@ -184,8 +197,6 @@ def sweep_table(root: Path) -> str:
     `--point name:flags` makes them): what its pairs held (mipo.pair.diagnose's pairs_stats.json: chosen vs rejected
     answer right, parsed) beside its paired Δ vs base on each held-out set — can the pairs tell, before training,
     which setting will gain?"""
-    from mipo.evaluation.stats import newcombe_paired_ci
-
     scored_by_point = {p: {f.parent.name: read_jsonl(f) for f in p.glob("heldout/*/per_item.jsonl")}
                        for p in sorted(root.iterdir()) if p.is_dir()}
     scored_by_point = {p: sc for p, sc in scored_by_point.items() if sc}
@@ -207,9 +218,7 @@ def sweep_table(root: Path) -> str:
                     if not rows or m not in rows[0]["models"]:
                         row.append("—")
                         continue
-                    a, b = ([r["models"][x][k] for r in rows] for x in (m, "base"))
-                    ci = newcombe_paired_ci(a, b)
-                    row.append(f"{100 * (fmean(a) - fmean(b)):+.1f} [{100 * ci[0]:+.1f}, {100 * ci[1]:+.1f}]")
+                    row.append(short_cell(*([r["models"][x][k] for r in rows] for x in (m, "base"))))
             out.append("| " + " | ".join(row) + " |")
     return "\n".join(out)
 
@@ -260,10 +269,10 @@ def goal(rec: dict, point: str) -> str:
     difference, percentile bootstrap CI), on every held-out set. Met when, over at least 3 seeds, the pooled raw-text
     accuracy gain is above 0 (CI excluded) against both on every loglik-only set, and on the "+gen" sets (those
     with generated answers) generated accuracy and parse rate do not fall (pooled CI not wholly below 0)."""
-    from mipo.evaluation.stats import bootstrap_ci, newcombe_paired_ci
+    from mipo.evaluation.stats import newcombe_paired_ci
 
     pre = f"{point}/" if point else ""
-    out, verdict = [], []
+    out, verdict = [], []  # verdict: (what was found, whether it meets the goal)
     for name, s in rec.items():
         ms = {m: {k: [int(c) for c in b] for k, b in v.items()} for m, v in s["models"].items()}
         seeds = sorted(int(m.rsplit("seed", 1)[1]) for m in ms if m.startswith(f"{pre}mipo/seed"))
@@ -279,37 +288,30 @@ def goal(rec: dict, point: str) -> str:
         comparisons = [(k, "mipo", "base") for k in HEADLINE if get("mipo", seeds[0], k) is not None] + [
             ("accuracy_loglik_raw", "sft-self", "base"), ("accuracy_loglik_raw", "mipo", "sft-self")]
         for k, a, b in comparisons:
-            cells, diffs, used = [], [], []
-            for x in seeds:
-                after, before = get(a, x, k), get(b, x, k)
-                if after is None or before is None:
-                    cells.append("—")
-                    continue
-                ci = newcombe_paired_ci(after, before)
-                cells.append(f"{100 * (fmean(after) - fmean(before)):+.1f} [{100 * ci[0]:+.1f}, {100 * ci[1]:+.1f}]")
-                diffs.append([p - q for p, q in zip(after, before)])
-                used.append(x)
-            pooled, ci = None, None
-            if diffs:
-                per_item = [fmean(d[i] for d in diffs) for i in range(len(diffs[0]))]
-                pooled, ci = fmean(per_item), bootstrap_ci(per_item, 2000, 0) if len(diffs) > 1 else None
-                ci = ci or newcombe_paired_ci(get(a, used[0], k), get(b, used[0], k))
-            cells.append("—" if pooled is None else
-                         f"{100 * pooled:+.1f} [{100 * ci[0]:+.1f}, {100 * ci[1]:+.1f}] ({','.join(map(str, used))})")
+            both = {x: (get(a, x, k), get(b, x, k)) for x in seeds}
+            both = {x: ab for x, ab in both.items() if None not in ab}
+            cells = [short_cell(*both[x]) if x in both else "—" for x in seeds]
+            d = ci = None
+            if len(both) > 1:
+                d, ci = pooled([ab[0] for ab in both.values()], [ab[1] for ab in both.values()])
+            elif both:
+                (after, before), = both.values()
+                d, ci = fmean(after) - fmean(before), newcombe_paired_ci(after, before)
+            cells.append("—" if d is None else f"{points(d, ci)} ({','.join(map(str, both))})")
             out.append(f"| {a} − {b}, {k} | " + " | ".join(cells) + " |")
             if k == "accuracy_loglik_raw" and a == "mipo" and not name.endswith("+gen"):  # +gen: answers judged
-                ok = pooled is not None and len(used) >= 3 and ci[0] > 0
-                verdict.append(f"{name}: mipo − {b} raw acc "
-                               + ("—" if pooled is None else f"{100 * pooled:+.1f} [{100 * ci[0]:+.1f}, "
-                                  f"{100 * ci[1]:+.1f}] over {len(used)} seeds") + ("" if ok else " ✗"))
+                verdict.append((f"{name}: mipo − {b} raw acc "
+                                + ("—" if d is None else f"{points(d, ci)} over {len(both)} seeds"),
+                                d is not None and len(both) >= 3 and ci[0] > 0))
             if k in ("accuracy", "parsed") and ci and ci[1] < 0:
-                verdict.append(f"{name}: {k} (generated) falls {100 * pooled:+.1f} ✗")
+                verdict.append((f"{name}: {k} (generated) falls {100 * d:+.1f}", False))
         out.append("")
-    if not any(" raw acc " in v for v in verdict):
-        verdict.append("no loglik-only held-out set scores this point's mipo ✗")
+    if not any(" raw acc " in text for text, _ in verdict):
+        verdict.append(("no loglik-only held-out set scores this point's mipo", False))
     gen = any("accuracy" in v for s in rec.values() for m, v in s["models"].items() if m.startswith(f"{pre}mipo/"))
-    met = bool(verdict) and gen and not any("✗" in v for v in verdict)
-    out.append(f"Goal ({pre or 'the study '}mipo): " + ("met" if met else "not met") + " — " + "; ".join(verdict)
+    met = gen and all(ok for _, ok in verdict)
+    out.append(f"Goal ({pre or 'the study '}mipo): " + ("met" if met else "not met") + " — "
+               + "; ".join(text + ("" if ok else " ✗") for text, ok in verdict)
                + ("" if gen else "; generated accuracy and parse rate not scored (a +gen held-out set adds them)"))
     return "\n".join(out)
 
